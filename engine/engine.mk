@@ -1,0 +1,34 @@
+# engine/engine.mk -- builds the storage engine as a static library of
+# position-independent objects (linked into mod_kvlsm.so, the tests, the
+# tools and the benchmark), and its Criterion tests.  Included by Makefile.
+
+APR_CFLAGS  := $(shell apr-1-config --cflags --cppflags --includes 2>/dev/null)
+APR_LIBS    := $(shell apr-1-config --link-ld --libs 2>/dev/null)
+CC          ?= cc
+OPT         ?= -O2
+ENGINE_CFLAGS = -std=gnu11 -g $(OPT) -fPIC -Wall -Wextra -Werror -Iengine $(APR_CFLAGS) $(EXTRA_CFLAGS)
+
+# BUILD is build/ normally, build/asan for `make asan`.
+BUILD       ?= build
+ENGINE_SRCS := $(wildcard engine/*.c)
+ENGINE_OBJS := $(patsubst engine/%.c,$(BUILD)/engine/%.o,$(ENGINE_SRCS))
+ENGINE_LIB  := $(BUILD)/libkvlsm.a
+ENGINE_TEST_SRCS := $(wildcard engine/tests/*.c)
+ENGINE_TESTS := $(BUILD)/engine-tests
+
+$(BUILD)/engine/%.o: engine/%.c $(wildcard engine/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ENGINE_CFLAGS) -c $< -o $@
+
+$(ENGINE_LIB): $(ENGINE_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(ENGINE_TESTS): $(ENGINE_TEST_SRCS) $(ENGINE_LIB) $(wildcard engine/*.h engine/tests/*.h)
+	$(CC) $(ENGINE_CFLAGS) -Iengine/tests -o $@ $(ENGINE_TEST_SRCS) $(ENGINE_LIB) $(APR_LIBS) -lcriterion -lpthread
+
+.PHONY: engine engine-test
+engine: $(ENGINE_LIB)
+# Criterion runs the tests in parallel; -j2 matches the machine.
+engine-test: $(ENGINE_TESTS)
+	$(ENGINE_TESTS) -j2 --verbose=0

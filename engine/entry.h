@@ -1,0 +1,42 @@
+/* entry.h -- the engine's internal view of one versioned entry, and the
+ * order every sorted structure (memtable, SST, merge) agrees on.
+ * Internal: not part of the public API. */
+#ifndef KV_ENTRY_H
+#define KV_ENTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { ENT_DEL = 0, ENT_PUT = 1 };
+
+typedef struct {
+    const char *key;
+    size_t klen;
+    const char *val;    /* NULL/0 for a tombstone */
+    size_t vlen;
+    uint64_t seq;       /* version; unique and increasing across processes */
+    uint64_t expire;    /* unix seconds; 0 = never */
+    uint8_t type;       /* ENT_PUT or ENT_DEL */
+} kv_ent_t;
+
+/* Keys compare as unsigned bytes, a shorter key before its extensions. */
+static inline int key_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+    size_t n = alen < blen ? alen : blen;
+    int c = n ? memcmp(a, b, n) : 0;
+    if (c) return c;
+    return alen < blen ? -1 : alen > blen ? 1 : 0;
+}
+
+/* Internal order: key ascending, then sequence number descending (newest
+ * version of a key first). */
+static inline int ent_cmp(const char *ak, size_t aklen, uint64_t aseq,
+                          const char *bk, size_t bklen, uint64_t bseq)
+{
+    int c = key_cmp(ak, aklen, bk, bklen);
+    if (c) return c;
+    return aseq > bseq ? -1 : aseq < bseq ? 1 : 0;
+}
+
+#endif

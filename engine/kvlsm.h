@@ -1,0 +1,151 @@
+/* kvlsm.h -- the storage engine's only public header.
+ *
+ * A log-structured merge-tree key-value store in one data directory, safe
+ * for several processes (Apache children) and many threads at once.  Keys
+ * and values are arbitrary byte strings.  Every function that can fail
+ * returns an apr_status_t; results come back through out-parameters and
+ * live in the caller's pool.  The engine never prints and never exits. */
+#ifndef KVLSM_H
+#define KVLSM_H
+
+#include <apr_pools.h>
+#include <apr_errno.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- error codes (APR's user-error range) ---------------------------- */
+#define KV_NOTFOUND  (APR_OS_START_USERERR + 7701) /* no such key */
+#define KV_CORRUPT   (APR_OS_START_USERERR + 7702) /* a checksum or format check failed */
+#define KV_TOOLARGE  (APR_OS_START_USERERR + 7703) /* key or value over the limit */
+#define KV_CONFLICT  (APR_OS_START_USERERR + 7704) /* a write condition did not hold */
+#define KV_INVALID   (APR_OS_START_USERERR + 7705) /* bad argument (empty key, ...) */
+#define KV_CLOSED    (APR_OS_START_USERERR + 7706) /* the handle is closing */
+/* Running out of space is reported as APR_ENOSPC (APR_STATUS_IS_ENOSPC),
+ * other I/O failures as the operating system's code. */
+
+/* Describe any status code (engine or APR) into buf; returns buf. */
+const char *kv_strerror(apr_status_t rv, char *buf, apr_size_t bufsize);
+
+/* ---- options ---------------------------------------------------------- */
+typedef enum {
+    KV_SYNC_OFF = 0,      /* acknowledge once write() returned; the kernel syncs */
+    KV_SYNC_INTERVAL = 1, /* plus a background fdatasync every sync_interval_ms */
+    KV_SYNC_ALWAYS = 2    /* fdatasync before acknowledging (group commit) */
+} kv_sync_mode_e;
+
+typedef struct {
+    apr_size_t memtable_bytes;     /* log size that seals a memtable; default 4 MiB */
+    kv_sync_mode_e sync_mode;      /* default KV_SYNC_INTERVAL */
+    apr_uint32_t sync_interval_ms; /* default 1000 */
+    apr_size_t max_key_bytes;      /* default 4096; hard limit 65535 */
+    apr_size_t max_value_bytes;    /* default 1 MiB; hard limit 256 MiB */
+    int background;                /* 1 (default): run the flush/compaction thread */
+} kv_options_t;
+
+void kv_options_default(kv_options_t *opts);
+
+/* ---- handle ----------------------------------------------------------- */
+typedef struct kv_db_t kv_db_t;
+
+/* Open (creating if needed) the store in dir.  The handle lives in pool;
+ * a cleanup on pool closes it.  Several processes may open one directory. */
+apr_status_t kv_db_open(kv_db_t **db, const char *dir,
+                        const kv_options_t *opts, apr_pool_t *pool);
+
+/* Stop the background thread, sync the log, release files.  Idempotent. */
+apr_status_t kv_db_close(kv_db_t *db);
+
+/* ---- reads -------------------------------------------------------------*/
+typedef struct {
+    const char *data;      /* the value, NUL-terminated for convenience */
+    apr_size_t len;
+    apr_uint64_t seq;      /* version: the write's sequence number */
+    apr_int64_t expire_at; /* unix seconds after which it reads as missing; 0 = never */
+} kv_value_t;
+
+/* KV_NOTFOUND if the key is absent, deleted or expired. */
+apr_status_t kv_get(kv_db_t *db, const void *key, apr_size_t klen,
+                    apr_pool_t *pool, kv_value_t *out);
+
+/* ---- writes ----------------------------------------------------------- */
+typedef enum {
+    KV_IF_ANY = 0,      /* unconditional */
+    KV_IF_SEQ = 1,      /* only if the key exists with version if_seq */
+    KV_IF_ABSENT = 2    /* only if the key does not exist */
+} kv_cond_e;
+
+typedef struct {
+    kv_cond_e cond;
+    apr_uint64_t if_seq;
+    apr_int64_t expire_at; /* put only: 0 = never expires */
+} kv_write_opts_t;
+
+/* Store a value.  On success *seq (if not NULL) is the new version.  A
+ * failed condition is KV_CONFLICT and writes nothing.  opts may be NULL. */
+apr_status_t kv_put(kv_db_t *db, const void *key, apr_size_t klen,
+                    const void *val, apr_size_t vlen,
+                    const kv_write_opts_t *opts, apr_uint64_t *seq);
+
+/* Delete a key and return the value it had (into pool), atomically: of
+ * two concurrent deletes exactly one gets the value, the other
+ * KV_NOTFOUND.  old may be NULL.  opts may be NULL (expire_at ignored). */
+apr_status_t kv_delete(kv_db_t *db, const void *key, apr_size_t klen,
+                       const kv_write_opts_t *opts, apr_pool_t *pool,
+                       kv_value_t *old);
+
+/* An atomic batch: all its operations land as one log record. */
+typedef struct kv_batch_t kv_batch_t;
+apr_status_t kv_batch_create(kv_batch_t **b, apr_pool_t *pool);
+apr_status_t kv_batch_put(kv_batch_t *b, const void *key, apr_size_t klen,
+                          const void *val, apr_size_t vlen,
+                          apr_int64_t expire_at);
+apr_status_t kv_batch_delete(kv_batch_t *b, const void *key, apr_size_t klen);
+int kv_batch_count(const kv_batch_t *b);
+/* Apply the batch; *first_seq (if not NULL) is the first op's version. */
+apr_status_t kv_write_batch(kv_db_t *db, kv_batch_t *b, apr_uint64_t *first_seq);
+
+/* ---- ordered iteration --------------------------------------------------
+ * An iterator reads one consistent snapshot taken when it was opened, in
+ * ascending byte order of keys, skipping deleted and expired keys.  It
+ * lives in pool (closed by a cleanup) or until kv_iter_close. */
+typedef struct kv_iter_t kv_iter_t;
+apr_status_t kv_iter_open(kv_iter_t **it, kv_db_t *db, apr_pool_t *pool);
+apr_status_t kv_iter_seek(kv_iter_t *it, const void *key, apr_size_t klen); /* first key >= key */
+int kv_iter_valid(const kv_iter_t *it);
+apr_status_t kv_iter_next(kv_iter_t *it);
+/* Valid until the next move of the iterator. */
+void kv_iter_key(const kv_iter_t *it, const char **key, apr_size_t *klen);
+void kv_iter_value(const kv_iter_t *it, kv_value_t *out);
+apr_status_t kv_iter_status(const kv_iter_t *it);
+void kv_iter_close(kv_iter_t *it);
+
+/* ---- maintenance and figures ------------------------------------------ */
+/* Seal the current memtable and write it to an SST now (waits for it). */
+apr_status_t kv_db_flush(kv_db_t *db);
+/* Run compactions until no level is over its target (waits). */
+apr_status_t kv_db_compact(kv_db_t *db);
+
+#define KV_MAX_LEVELS 7
+
+typedef struct {
+    /* the directory, as this process sees it */
+    apr_uint64_t sst_files, sst_bytes;
+    apr_uint64_t level_files[KV_MAX_LEVELS], level_bytes[KV_MAX_LEVELS];
+    apr_uint64_t memtable_bytes;  /* active + immutable memtables */
+    apr_uint64_t wal_bytes;       /* logs not yet flushed */
+    apr_uint64_t last_seq;
+    /* this process's counters since open */
+    apr_uint64_t flushes, compactions, write_stalls, write_stall_us;
+    apr_uint64_t gets, sets, dels, batches;
+    apr_uint64_t bytes_read, bytes_written;
+    apr_uint64_t syncs;
+} kv_stats_t;
+
+apr_status_t kv_db_stats(kv_db_t *db, kv_stats_t *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KVLSM_H */
