@@ -112,7 +112,9 @@ apr_status_t kv_write_batch(kv_db_t *db, kv_batch_t *b, apr_uint64_t *first_seq)
  * lives in pool (closed by a cleanup) or until kv_iter_close. */
 typedef struct kv_iter_t kv_iter_t;
 apr_status_t kv_iter_open(kv_iter_t **it, kv_db_t *db, apr_pool_t *pool);
-apr_status_t kv_iter_seek(kv_iter_t *it, const void *key, apr_size_t klen); /* first key >= key */
+/* Position on the first key >= key (key NULL: the first key).  A new
+ * iterator must be positioned with kv_iter_seek before use. */
+apr_status_t kv_iter_seek(kv_iter_t *it, const void *key, apr_size_t klen);
 int kv_iter_valid(const kv_iter_t *it);
 apr_status_t kv_iter_next(kv_iter_t *it);
 /* Valid until the next move of the iterator. */
@@ -141,6 +143,7 @@ typedef struct {
     apr_uint64_t gets, sets, dels, batches;
     apr_uint64_t bytes_read, bytes_written;
     apr_uint64_t syncs;
+    apr_uint64_t bg_errors;       /* background flush/compaction failures */
 } kv_stats_t;
 
 apr_status_t kv_db_stats(kv_db_t *db, kv_stats_t *st);

@@ -1,0 +1,344 @@
+/* compact.c -- leveled compaction: picking what to merge and merging it.
+ * Level 0 holds flushed memtables (files may overlap); levels 1..6 each
+ * hold disjoint files, each level ten times the previous.  A step merges
+ * all of L0 (once it has L0_TRIGGER files) or one file of an oversized
+ * level with the files it overlaps one level down.  The caller holds the
+ * flush lock, so this process is the only one changing the manifest. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include "db_impl.h"
+#include "fileio.h"
+
+#define L0_TRIGGER 4
+#define MAX_INPUTS 4096
+
+uint64_t compact_target_file_bytes(const kv_db_t *db)
+{
+    uint64_t t = db->opts.memtable_bytes / 2;
+    if (t < (64u << 10))
+        t = 64u << 10;
+    if (t > (2u << 20))
+        t = 2u << 20;
+    return t;
+}
+
+static uint64_t level_max_bytes(const kv_db_t *db, int level)
+{
+    uint64_t b = 10 * compact_target_file_bytes(db);
+    for (int l = 1; l < level; l++)
+        b *= 10;
+    return b;
+}
+
+static int overlaps(const mf_file_t *f, const char *lo, size_t lolen,
+                    const char *hi, size_t hilen)
+{
+    return key_cmp(f->largest, f->largest_len, lo, lolen) >= 0
+        && key_cmp(f->smallest, f->smallest_len, hi, hilen) <= 0;
+}
+
+/* Could a level below out_level still hold an older version of key?  If
+ * not, a tombstone (or an expired value) can be dropped outright. */
+static int deeper_has(const manifest_t *m, int out_level, const char *key, size_t klen)
+{
+    for (int i = 0; i < m->nfiles; i++)
+        if (m->files[i].level > out_level && overlaps(&m->files[i], key, klen, key, klen))
+            return 1;
+    return 0;
+}
+
+typedef struct {
+    int n;
+    int idx[MAX_INPUTS];     /* indices into the manifest's files */
+} picks_t;
+
+/* Choose the inputs of one compaction.  Returns the source level or -1. */
+static int pick(kv_db_t *db, const manifest_t *m, picks_t *in)
+{
+    uint64_t bytes[KV_MAX_LEVELS] = { 0 };
+    int count[KV_MAX_LEVELS] = { 0 };
+    for (int i = 0; i < m->nfiles; i++) {
+        bytes[m->files[i].level] += m->files[i].bytes;
+        count[m->files[i].level]++;
+    }
+    int level = -1;
+    if (count[0] >= L0_TRIGGER)
+        level = 0;
+    else {
+        double best = 1.0;
+        for (int l = 1; l < KV_MAX_LEVELS - 1; l++) {
+            double score = (double)bytes[l] / (double)level_max_bytes(db, l);
+            if (score >= best) {
+                best = score;
+                level = l;
+            }
+        }
+    }
+    if (level < 0)
+        return -1;
+    in->n = 0;
+    if (level == 0) {
+        for (int i = 0; i < m->nfiles && in->n < MAX_INPUTS; i++)
+            if (m->files[i].level == 0)
+                in->idx[in->n++] = i;
+        return 0;
+    }
+    /* Round robin through the level's key space (m is sorted by key). */
+    int first = -1, chosen = -1;
+    for (int i = 0; i < m->nfiles; i++) {
+        if (m->files[i].level != level)
+            continue;
+        if (first < 0)
+            first = i;
+        if (chosen < 0 && (!db->cptr[level]
+                           || key_cmp(m->files[i].smallest, m->files[i].smallest_len,
+                                      db->cptr[level], db->cptr_len[level]) > 0))
+            chosen = i;
+    }
+    if (chosen < 0)
+        chosen = first;
+    const mf_file_t *f = &m->files[chosen];
+    char *c = malloc(f->largest_len ? f->largest_len : 1);
+    if (c) {
+        memcpy(c, f->largest, f->largest_len);
+        free(db->cptr[level]);
+        db->cptr[level] = c;
+        db->cptr_len[level] = f->largest_len;
+    }
+    in->idx[in->n++] = chosen;
+    return level;
+}
+
+typedef struct {
+    sst_t *t;
+    sst_iter_t *it;
+} source_t;
+
+/* Finish the output being built and give it its final name. */
+static apr_status_t seal_output(kv_db_t *db, sst_builder_t *b, uint64_t number,
+                                int level, manifest_t *outs)
+{
+    char tmp[4096], path[4096];
+    fio_name(path, sizeof(path), db->dir, number, "sst");
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    sst_meta_t meta;
+    apr_status_t rv = sst_builder_finish(b, &meta);
+    if (rv)
+        return rv;
+    if (rename(tmp, path) < 0) {
+        rv = APR_FROM_OS_ERROR(errno);
+        unlink(tmp);
+        sst_meta_free(&meta);
+        return rv;
+    }
+    mf_file_t f = { level, number, meta.file_bytes, meta.entries, meta.min_seq,
+                    meta.max_seq, meta.smallest, meta.smallest_len,
+                    meta.largest, meta.largest_len };
+    rv = mf_add(outs, &f);
+    sst_meta_free(&meta);
+    return rv;
+}
+
+static apr_status_t merge(kv_db_t *db, manifest_t *m, const picks_t *in,
+                          int out_level, manifest_t *outs)
+{
+    apr_status_t rv = APR_SUCCESS;
+    source_t *src = calloc((size_t)in->n, sizeof(*src));
+    if (!src)
+        return APR_ENOMEM;
+    for (int i = 0; i < in->n && rv == APR_SUCCESS; i++) {
+        char path[4096];
+        fio_name(path, sizeof(path), db->dir, m->files[in->idx[i]].number, "sst");
+        if ((rv = sst_open(&src[i].t, path, m->files[in->idx[i]].number)) == APR_SUCCESS
+            && (rv = sst_iter_new(&src[i].it, src[i].t)) == APR_SUCCESS)
+            sst_iter_seek_first(src[i].it);
+    }
+    uint64_t target = compact_target_file_bytes(db), now = db_now();
+    sst_builder_t *b = NULL;
+    uint64_t bnum = 0;
+    while (rv == APR_SUCCESS) {
+        int best = -1;
+        kv_ent_t e, c;
+        for (int i = 0; i < in->n; i++) {
+            if (!sst_iter_valid(src[i].it)) {
+                if ((rv = sst_iter_status(src[i].it)))
+                    break;
+                continue;
+            }
+            sst_iter_entry(src[i].it, &c);
+            if (best < 0 || ent_cmp(c.key, c.klen, c.seq, e.key, e.klen, e.seq) < 0) {
+                best = i;
+                e = c;
+            }
+        }
+        if (rv || best < 0)
+            break;
+        int expired = e.type == ENT_PUT && e.expire && e.expire <= now;
+        int keep = 1;
+        if (e.type == ENT_DEL || expired) {
+            if (!deeper_has(m, out_level, e.key, e.klen))
+                keep = 0;
+            else if (expired) {
+                /* Still shadows older versions below: keep as a tombstone. */
+                e.type = ENT_DEL;
+                e.val = NULL;
+                e.vlen = 0;
+                e.expire = 0;
+            }
+        }
+        if (keep) {
+            if (!b) {
+                char tmp[4096];
+                bnum = m->next_sst++;
+                fio_name(tmp, sizeof(tmp), db->dir, bnum, "sst");
+                strcat(tmp, ".tmp");
+                unlink(tmp);
+                if ((rv = sst_builder_open(&b, tmp)))
+                    break;
+            }
+            if ((rv = sst_builder_add(b, &e)))
+                break;
+        }
+        /* Step past every version of this key (the entry e points into
+         * the best source's block: copy nothing, compare before moving). */
+        char *k = malloc(e.klen ? e.klen : 1);
+        size_t klen = e.klen;
+        if (!k) {
+            rv = APR_ENOMEM;
+            break;
+        }
+        memcpy(k, e.key, klen);
+        for (int i = 0; i < in->n; i++) {
+            while (sst_iter_valid(src[i].it)) {
+                sst_iter_entry(src[i].it, &c);
+                if (key_cmp(c.key, c.klen, k, klen) != 0)
+                    break;
+                sst_iter_next(src[i].it);
+            }
+        }
+        free(k);
+        if (b && sst_builder_bytes(b) >= target) {
+            rv = seal_output(db, b, bnum, out_level, outs);
+            b = NULL;
+        }
+    }
+    if (b) {
+        if (rv == APR_SUCCESS)
+            rv = seal_output(db, b, bnum, out_level, outs);
+        else
+            sst_builder_abandon(b);
+    }
+    for (int i = 0; i < in->n; i++) {
+        if (src[i].it)
+            sst_iter_free(src[i].it);
+        if (src[i].t)
+            sst_unref(src[i].t);
+    }
+    free(src);
+    return rv;
+}
+
+apr_status_t compact_once(kv_db_t *db, int *did)
+{
+    manifest_t m;
+    *did = 0;
+    apr_status_t rv = mf_read(db->dir, &m, NULL, NULL);
+    if (rv)
+        return rv;
+    mf_sort(&m);
+    picks_t *in = malloc(sizeof(*in));
+    if (!in) {
+        mf_free(&m);
+        return APR_ENOMEM;
+    }
+    int level = pick(db, &m, in);
+    if (level < 0) {
+        free(in);
+        mf_free(&m);
+        return APR_SUCCESS;
+    }
+    int out_level = level + 1;
+    /* The key range of the inputs, then the files it overlaps below. */
+    const mf_file_t *f0 = &m.files[in->idx[0]];
+    const char *lo = f0->smallest, *hi = f0->largest;
+    size_t lolen = f0->smallest_len, hilen = f0->largest_len;
+    for (int i = 1; i < in->n; i++) {
+        const mf_file_t *f = &m.files[in->idx[i]];
+        if (key_cmp(f->smallest, f->smallest_len, lo, lolen) < 0) {
+            lo = f->smallest;
+            lolen = f->smallest_len;
+        }
+        if (key_cmp(f->largest, f->largest_len, hi, hilen) > 0) {
+            hi = f->largest;
+            hilen = f->largest_len;
+        }
+    }
+    int ninputs = in->n;
+    for (int i = 0; i < m.nfiles && in->n < MAX_INPUTS; i++)
+        if (m.files[i].level == out_level && overlaps(&m.files[i], lo, lolen, hi, hilen))
+            in->idx[in->n++] = i;
+
+    manifest_t outs;
+    mf_init(&outs);
+    if (level > 0 && ninputs == 1 && in->n == 1) {
+        /* Nothing to merge with: move the file down a level. */
+        m.files[in->idx[0]].level = out_level;
+    }
+    else {
+        uint64_t first_new = m.next_sst;
+        rv = merge(db, &m, in, out_level, &outs);
+        if (rv) {
+            for (uint64_t n = first_new; n < m.next_sst; n++) {
+                char path[4096];
+                fio_name(path, sizeof(path), db->dir, n, "sst");
+                unlink(path);
+            }
+            goto out;
+        }
+        uint64_t *gone = malloc(sizeof(uint64_t) * (size_t)in->n);
+        if (!gone) {
+            rv = APR_ENOMEM;
+            goto out;
+        }
+        for (int i = 0; i < in->n; i++)
+            gone[i] = m.files[in->idx[i]].number;
+        for (int i = 0; i < in->n; i++)
+            mf_remove(&m, gone[i]);
+        for (int i = 0; i < outs.nfiles && rv == APR_SUCCESS; i++)
+            rv = mf_add(&m, &outs.files[i]);
+        if (rv == APR_SUCCESS)
+            rv = fio_fsync_dir(db->dir);
+        m.generation++;
+        if (rv == APR_SUCCESS)
+            rv = mf_write(db->dir, &m);
+        if (rv == APR_SUCCESS) {
+            /* Processes that still read them keep them open. */
+            for (int i = 0; i < in->n; i++) {
+                char path[4096];
+                fio_name(path, sizeof(path), db->dir, gone[i], "sst");
+                unlink(path);
+            }
+        }
+        free(gone);
+        if (rv)
+            goto out;
+        STAT_ADD(db, compactions, 1);
+        *did = 1;
+        goto refresh;
+    }
+    m.generation++;
+    if ((rv = mf_write(db->dir, &m)))
+        goto out;
+    *did = 1;
+refresh:
+    apr_thread_mutex_lock(db->state_mu);
+    rv = db_refresh_manifest(db, 0);
+    apr_thread_mutex_unlock(db->state_mu);
+out:
+    mf_free(&outs);
+    mf_free(&m);
+    free(in);
+    return rv;
+}

@@ -1,0 +1,902 @@
+/* db.c -- the engine's facade: open and close, the write path (append to
+ * the shared log under the cross-process lock, then apply), log replay
+ * that keeps this process's memtables level with every other process's
+ * writes, manifest reloads, group commit, and point reads.
+ * The multi-process protocol is described in docs/DESIGN.md. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <apr_strings.h>
+#include "db_impl.h"
+#include "fileio.h"
+
+#define REFRESH_TRIES 1000
+
+uint64_t db_now(void)
+{
+    return (uint64_t)time(NULL);
+}
+
+void kv_options_default(kv_options_t *o)
+{
+    o->memtable_bytes = 4u << 20;
+    o->sync_mode = KV_SYNC_INTERVAL;
+    o->sync_interval_ms = 1000;
+    o->max_key_bytes = 4096;
+    o->max_value_bytes = 1u << 20;
+    o->background = 1;
+}
+
+const char *kv_strerror(apr_status_t rv, char *buf, apr_size_t n)
+{
+    const char *m = NULL;
+    switch (rv) {
+    case KV_NOTFOUND: m = "key not found"; break;
+    case KV_CORRUPT:  m = "data corruption detected (checksum or format)"; break;
+    case KV_TOOLARGE: m = "key or value too large"; break;
+    case KV_CONFLICT: m = "write condition failed"; break;
+    case KV_INVALID:  m = "invalid argument"; break;
+    case KV_CLOSED:   m = "store is closed"; break;
+    }
+    if (m) {
+        apr_cpystrn(buf, m, n);
+        return buf;
+    }
+    return apr_strerror(rv, buf, n);
+}
+
+/* ---- log files ---------------------------------------------------- */
+
+void wal_file_unref(wal_file_t *w)
+{
+    if (w && __atomic_sub_fetch(&w->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        close(w->fd);
+        free(w);
+    }
+}
+
+/* Open log `number`; create it only if `create` (a writer finishing a
+ * rotation).  APR_ENOENT if it does not exist. */
+static apr_status_t wal_file_open(kv_db_t *db, uint64_t number, int create,
+                                  wal_file_t **out)
+{
+    char path[4096];
+    fio_name(path, sizeof(path), db->dir, number, "log");
+    int fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0644);
+    if (fd < 0)
+        return APR_FROM_OS_ERROR(errno);
+    if (create) {
+        apr_status_t rv = fio_fsync_dir(db->dir);
+        if (rv) {
+            close(fd);
+            return rv;
+        }
+    }
+    wal_file_t *w = malloc(sizeof(*w));
+    if (!w) {
+        close(fd);
+        return APR_ENOMEM;
+    }
+    w->refs = 1;
+    w->fd = fd;
+    w->number = number;
+    *out = w;
+    return APR_SUCCESS;
+}
+
+/* ---- replay ------------------------------------------------------- */
+
+/* Apply one decoded batch to the active memtable.  state_mu held. */
+static apr_status_t apply_batch(kv_db_t *db, const wal_view_t *v)
+{
+    size_t pos = 0;
+    uint32_t idx;
+    kv_ent_t e;
+    int r;
+    while ((r = wal_batch_next(v, &pos, &idx, &e)) == 1) {
+        apr_status_t rv = mt_add(db->current->mem, &e);
+        if (rv)
+            return rv;
+        if (e.seq > db->last_seq)
+            db->last_seq = e.seq;
+    }
+    return r == 0 ? APR_SUCCESS : KV_CORRUPT;
+}
+
+/* Seal the active memtable and continue in log `next`.  state_mu held.
+ * A complete rotation record is permanent, so creating a missing next log
+ * is safe for anyone (its writer may have died before creating it).  If
+ * the log was instead flushed and removed while we were away, the
+ * manifest says so, and the refresh at the end starts us over there. */
+static apr_status_t switch_log(kv_db_t *db, uint64_t next)
+{
+    wal_file_t *w;
+    apr_status_t rv = wal_file_open(db, next, 1, &w);
+    if (rv)
+        return rv;
+    memtable_t *mem = mt_create();
+    version_t *nv = mem ? version_clone(db->current) : NULL;
+    if (!nv) {
+        if (mem)
+            mt_unref(mem);
+        wal_file_unref(w);
+        return APR_ENOMEM;
+    }
+    /* The old active memtable becomes the newest sealed one. */
+    memmove(nv->imm + 1, nv->imm, sizeof(memtable_t *) * (size_t)nv->nimm);
+    memmove(nv->imm_log + 1, nv->imm_log, sizeof(uint64_t) * (size_t)nv->nimm);
+    nv->imm[0] = nv->mem;
+    nv->imm_log[0] = nv->log->number;
+    nv->nimm++;
+    nv->mem = mem;
+    wal_file_unref(nv->log);
+    nv->log = w;
+    ATOMIC_STORE(&db->applied_off, 0);
+    ATOMIC_STORE(&db->cur_log_no, next);
+    version_install(db, nv);
+    /* Sealed memtables already flushed by someone can go now. */
+    return db_refresh_manifest(db, 0);
+}
+
+static apr_status_t ensure_rbuf(kv_db_t *db, size_t n)
+{
+    if (n <= db->rbuf_cap)
+        return APR_SUCCESS;
+    size_t cap = db->rbuf_cap ? db->rbuf_cap : 65536;
+    while (cap < n)
+        cap *= 2;
+    char *b = realloc(db->rbuf, cap);
+    if (!b)
+        return APR_ENOMEM;
+    db->rbuf = b;
+    db->rbuf_cap = cap;
+    return APR_SUCCESS;
+}
+
+apr_status_t db_catch_up(kv_db_t *db, int writer)
+{
+    for (;;) {
+        uint64_t size, off = db->applied_off;
+        wal_file_t *log = db->current->log;
+        apr_status_t rv = fio_file_size(log->fd, &size);
+        if (rv)
+            return rv;
+        if (size <= off)
+            return APR_SUCCESS;
+        if (size - off > ((uint64_t)1 << 32))
+            return KV_CORRUPT;
+        if ((rv = ensure_rbuf(db, (size_t)(size - off))))
+            return rv;
+        rv = fio_pread_full(log->fd, db->rbuf, (size_t)(size - off), off);
+        if (rv == APR_EOF) /* a writer truncated a torn tail meanwhile */
+            continue;
+        if (rv)
+            return rv;
+        size_t pos = 0, avail = (size_t)(size - off);
+        uint64_t rotate_to = 0;
+        while (pos < avail) {
+            wal_view_t v;
+            size_t n = wal_decode(db->rbuf + pos, avail - pos, &v);
+            if (n == 0)
+                break;
+            if (v.type == WAL_ROTATE) {
+                rotate_to = v.next_log;
+                break;
+            }
+            if ((rv = apply_batch(db, &v)))
+                return rv;
+            pos += n;
+            ATOMIC_STORE(&db->applied_off, off + pos);
+            ATOMIC_STORE(&db->visible_seq, db->last_seq);
+        }
+        if (rotate_to) {
+            if (rotate_to != log->number + 1)
+                return KV_CORRUPT;
+            rv = switch_log(db, rotate_to);
+            if (rv)
+                return rv;
+            continue;
+        }
+        if (pos < avail) {
+            /* Torn or in-flight record.  Only a writer, who holds the log
+             * lock and so knows nobody is mid-append, may cut it off. */
+            if (!writer)
+                return APR_SUCCESS;
+            if (ftruncate(log->fd, (off_t)(off + pos)) < 0)
+                return APR_FROM_OS_ERROR(errno);
+        }
+        return APR_SUCCESS;
+    }
+}
+
+/* Behind the log?  Cheap check without state_mu; replay if so. */
+apr_status_t db_catch_up_if_behind(kv_db_t *db)
+{
+    uint64_t size = 0;
+    apr_thread_rwlock_rdlock(db->rw);
+    apr_status_t rv = fio_file_size(db->current->log->fd, &size);
+    apr_thread_rwlock_unlock(db->rw);
+    if (rv)
+        return rv;
+    if (size <= ATOMIC_LOAD(&db->applied_off))
+        return APR_SUCCESS;
+    apr_thread_mutex_lock(db->state_mu);
+    rv = db_catch_up(db, 0);
+    apr_thread_mutex_unlock(db->state_mu);
+    return rv;
+}
+
+/* ---- manifest ----------------------------------------------------- */
+
+/* Build and install the version for manifest m (consumed).  state_mu held.
+ * If the manifest has moved past our log, everything we replayed is in
+ * its SSTs: start over from its first log. */
+static apr_status_t install_manifest(kv_db_t *db, manifest_t *m)
+{
+    version_t *cur = db->current;
+    version_t *nv = calloc(1, sizeof(*nv));
+    if (!nv) {
+        mf_free(m);
+        return APR_ENOMEM;
+    }
+    nv->refs = 1;
+    nv->mf = *m;
+    apr_status_t rv = version_open_files(db, nv, cur);
+    if (rv)
+        goto fail;
+    int reset = !cur || m->log_start > db->cur_log_no;
+    if (reset) {
+        if ((rv = wal_file_open(db, m->log_start, 1, &nv->log)))
+            goto fail;
+        if (!(nv->mem = mt_create())) {
+            rv = APR_ENOMEM;
+            goto fail;
+        }
+    }
+    else {
+        nv->log = cur->log;
+        __atomic_fetch_add(&nv->log->refs, 1, __ATOMIC_RELAXED);
+        nv->mem = cur->mem;
+        mt_ref(nv->mem);
+        nv->imm = calloc((size_t)cur->nimm + 1, sizeof(memtable_t *));
+        nv->imm_log = calloc((size_t)cur->nimm + 1, sizeof(uint64_t));
+        if (!nv->imm || !nv->imm_log) {
+            rv = APR_ENOMEM;
+            goto fail;
+        }
+        for (int i = 0; i < cur->nimm; i++) {
+            if (cur->imm_log[i] >= m->log_start) {
+                nv->imm[nv->nimm] = cur->imm[i];
+                nv->imm_log[nv->nimm++] = cur->imm_log[i];
+                mt_ref(cur->imm[i]);
+            }
+        }
+    }
+    if (m->last_seq > db->last_seq)
+        db->last_seq = m->last_seq;
+    if (reset) {
+        ATOMIC_STORE(&db->applied_off, 0);
+        ATOMIC_STORE(&db->cur_log_no, m->log_start);
+    }
+    ATOMIC_STORE(&db->visible_seq, db->last_seq);
+    if (cur)
+        version_install(db, nv);
+    else
+        db->current = nv;
+    return APR_SUCCESS;
+fail:
+    version_unref(nv);   /* frees nv->mf, i.e. m */
+    return rv;
+}
+
+apr_status_t db_refresh_manifest(kv_db_t *db, int force)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/MANIFEST", db->dir);
+    apr_status_t rv = APR_SUCCESS;
+    for (int tries = 0; tries < REFRESH_TRIES; tries++) {
+        struct stat st;
+        if (stat(path, &st) < 0)
+            return APR_FROM_OS_ERROR(errno);
+        /* We keep the loaded manifest open, so its inode is not reused. */
+        if (!force && db->current && st.st_ino == db->mf_ino)
+            return APR_SUCCESS;
+        force = 0;
+        manifest_t m;
+        ino_t ino;
+        int fd;
+        if ((rv = mf_read(db->dir, &m, &ino, &fd)))
+            return rv;
+        if (db->current && m.generation <= db->current->mf.generation)
+            mf_free(&m);
+        else if ((rv = install_manifest(db, &m)) != APR_SUCCESS) {
+            close(fd);
+            if (!APR_STATUS_IS_ENOENT(rv))
+                return rv;
+            /* A file it lists was removed by a newer manifest: read again. */
+            force = 1;
+            continue;
+        }
+        if (db->mf_fd >= 0)
+            close(db->mf_fd);
+        db->mf_fd = fd;
+        db->mf_ino = ino;
+        /* Loop: check it was not replaced while we loaded it. */
+    }
+    return rv;
+}
+
+/* ---- open / close --------------------------------------------------- */
+
+static apr_status_t open_lockfile(kv_db_t *db, const char *name, int *fd)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", db->dir, name);
+    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    return *fd < 0 ? APR_FROM_OS_ERROR(errno) : APR_SUCCESS;
+}
+
+/* First opener of an empty directory writes the initial manifest and log
+ * (under the log lock, so two first openers do it once). */
+static apr_status_t init_directory(kv_db_t *db)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/MANIFEST", db->dir);
+    if (access(path, F_OK) == 0)
+        return APR_SUCCESS;
+    apr_status_t rv = fio_lock(db->lock_fd, 1);
+    if (rv)
+        return rv;
+    if (access(path, F_OK) != 0) {
+        wal_file_t *w = NULL;
+        rv = wal_file_open(db, 1, 1, &w);
+        if (rv == APR_SUCCESS) {
+            wal_file_unref(w);
+            manifest_t m;
+            mf_init(&m);
+            m.generation = 1;
+            m.log_start = 1;
+            m.next_sst = 1;
+            rv = mf_write(db->dir, &m);
+        }
+    }
+    fio_unlock(db->lock_fd);
+    return rv;
+}
+
+static apr_status_t db_cleanup(void *data)
+{
+    return kv_db_close(data);
+}
+
+apr_status_t kv_db_open(kv_db_t **dbp, const char *dir, const kv_options_t *opts,
+                        apr_pool_t *pool)
+{
+    kv_db_t *db = apr_pcalloc(pool, sizeof(*db));
+    apr_status_t rv;
+    db->pool = pool;
+    db->dir = apr_pstrdup(pool, dir);
+    db->lock_fd = db->flock_fd = db->mf_fd = -1;
+    if (opts)
+        db->opts = *opts;
+    else
+        kv_options_default(&db->opts);
+    if (db->opts.memtable_bytes < 4096)
+        db->opts.memtable_bytes = 4096;
+    if (db->opts.max_key_bytes == 0 || db->opts.max_key_bytes > 65535)
+        db->opts.max_key_bytes = 65535;
+    if (db->opts.max_value_bytes == 0 || db->opts.max_value_bytes > (256u << 20))
+        db->opts.max_value_bytes = 256u << 20;
+    if (db->opts.sync_interval_ms == 0)
+        db->opts.sync_interval_ms = 1000;
+
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        return APR_FROM_OS_ERROR(errno);
+    if ((rv = apr_thread_mutex_create(&db->write_mu, APR_THREAD_MUTEX_DEFAULT, pool))
+        || (rv = apr_thread_mutex_create(&db->flush_mu, APR_THREAD_MUTEX_DEFAULT, pool))
+        || (rv = apr_thread_mutex_create(&db->state_mu, APR_THREAD_MUTEX_DEFAULT, pool))
+        || (rv = apr_thread_mutex_create(&db->sync_mu, APR_THREAD_MUTEX_DEFAULT, pool))
+        || (rv = apr_thread_mutex_create(&db->bg_mu, APR_THREAD_MUTEX_DEFAULT, pool))
+        || (rv = apr_thread_cond_create(&db->sync_cv, pool))
+        || (rv = apr_thread_cond_create(&db->bg_cv, pool))
+        || (rv = apr_thread_rwlock_create(&db->rw, pool)))
+        return rv;
+    if ((rv = open_lockfile(db, "LOCK", &db->lock_fd))
+        || (rv = open_lockfile(db, "FLUSHLOCK", &db->flock_fd))
+        || (rv = init_directory(db))) {
+        if (db->lock_fd >= 0)
+            close(db->lock_fd);
+        if (db->flock_fd >= 0)
+            close(db->flock_fd);
+        return rv;
+    }
+    apr_pool_cleanup_register(pool, db, db_cleanup, apr_pool_cleanup_null);
+
+    apr_thread_mutex_lock(db->state_mu);
+    rv = db_refresh_manifest(db, 1);
+    if (rv == APR_SUCCESS)
+        rv = db_catch_up(db, 0);
+    apr_thread_mutex_unlock(db->state_mu);
+    if (rv == APR_SUCCESS && db->opts.background)
+        rv = flush_start(db);
+    if (rv != APR_SUCCESS) {
+        apr_pool_cleanup_run(pool, db, db_cleanup);
+        return rv;
+    }
+    *dbp = db;
+    return APR_SUCCESS;
+}
+
+apr_status_t kv_db_close(kv_db_t *db)
+{
+    if (!db || db->closed)
+        return APR_SUCCESS;
+    db->closed = 1;
+    flush_stop(db);
+    apr_status_t rv = APR_SUCCESS;
+    if (db->current) {
+        if (db->opts.sync_mode != KV_SYNC_OFF)
+            rv = fio_fdatasync(db->current->log->fd);
+        version_unref(db->current);
+        db->current = NULL;
+    }
+    for (int l = 0; l < KV_MAX_LEVELS; l++)
+        free(db->cptr[l]);
+    free(db->rbuf);
+    db->rbuf = NULL;
+    if (db->lock_fd >= 0)
+        close(db->lock_fd);
+    if (db->flock_fd >= 0)
+        close(db->flock_fd);
+    if (db->mf_fd >= 0)
+        close(db->mf_fd);
+    db->lock_fd = db->flock_fd = db->mf_fd = -1;
+    apr_pool_cleanup_kill(db->pool, db, db_cleanup);
+    return rv;
+}
+
+/* ---- the write path ------------------------------------------------- */
+
+/* Make sure the record at (log, end) is on stable storage.  Writers share
+ * one fdatasync: whoever finds none running syncs for all who wait. */
+static apr_status_t group_sync(kv_db_t *db, uint64_t log, uint64_t end)
+{
+    apr_status_t rv = APR_SUCCESS;
+    apr_thread_mutex_lock(db->sync_mu);
+    for (;;) {
+        if (log < db->synced_log || (log == db->synced_log && end <= db->synced_off))
+            break;
+        /* A rotation fdatasyncs the old log before sealing it. */
+        if (log < ATOMIC_LOAD(&db->cur_log_no))
+            break;
+        if (db->syncing) {
+            apr_thread_cond_wait(db->sync_cv, db->sync_mu);
+            continue;
+        }
+        db->syncing = 1;
+        apr_thread_mutex_unlock(db->sync_mu);
+        apr_thread_rwlock_rdlock(db->rw);
+        wal_file_t *w = db->current->log;
+        __atomic_fetch_add(&w->refs, 1, __ATOMIC_RELAXED);
+        uint64_t upto = ATOMIC_LOAD(&db->applied_off);
+        apr_thread_rwlock_unlock(db->rw);
+        rv = fio_fdatasync(w->fd);
+        STAT_ADD(db, syncs, 1);
+        apr_thread_mutex_lock(db->sync_mu);
+        db->syncing = 0;
+        if (rv == APR_SUCCESS && (w->number > db->synced_log
+                                  || (w->number == db->synced_log && upto > db->synced_off))) {
+            db->synced_log = w->number;
+            db->synced_off = upto;
+        }
+        wal_file_unref(w);
+        apr_thread_cond_broadcast(db->sync_cv);
+        if (rv)
+            break;
+    }
+    apr_thread_mutex_unlock(db->sync_mu);
+    return rv;
+}
+
+/* Append rec at the log's end and apply it here.  Caller holds write_mu
+ * and the log lock and has caught up.  On failure the log is cut back. */
+static apr_status_t append_record(kv_db_t *db, wal_rec_t *rec, uint64_t *end)
+{
+    version_t *v = db->current;  /* stable: only log-lock holders rotate */
+    wal_file_t *w = v->log;
+    uint64_t off = db->applied_off;
+    apr_status_t rv = fio_pwrite_full(w->fd, rec->buf, rec->len, off);
+    if (rv) {
+        /* Leave no partial record; if even this fails, the next writer
+         * finds a torn tail and cuts it. */
+        if (ftruncate(w->fd, (off_t)off) < 0) { /* nothing more to do */ }
+        return rv;
+    }
+    *end = off + rec->len;
+    apr_thread_mutex_lock(db->state_mu);
+    if (db->applied_off == off) {
+        /* Nobody in this process has replayed it yet: apply our copy. */
+        wal_view_t view;
+        if (wal_decode(rec->buf, rec->len, &view) != rec->len)
+            rv = KV_CORRUPT;
+        else if (view.type == WAL_BATCH) {
+            rv = apply_batch(db, &view);
+            if (rv == APR_SUCCESS) {
+                ATOMIC_STORE(&db->applied_off, *end);
+                ATOMIC_STORE(&db->visible_seq, db->last_seq);
+            }
+        }
+        else {
+            ATOMIC_STORE(&db->applied_off, *end);
+            rv = db_catch_up(db, 1);   /* follows the rotation record */
+        }
+    }
+    apr_thread_mutex_unlock(db->state_mu);
+    return rv;
+}
+
+/* Seal the current log when it has reached the memtable size.  If the
+ * previously sealed log is still waiting for its flush, flush it here
+ * first (a write stall, counted).  Log lock held. */
+static apr_status_t maybe_rotate(kv_db_t *db, int force)
+{
+    uint64_t size = db->applied_off;
+    if (size == 0 || (!force && size < db->opts.memtable_bytes))
+        return APR_SUCCESS;
+    uint64_t n = db->current->log->number;
+    apr_status_t rv;
+    apr_thread_mutex_lock(db->state_mu);
+    rv = db_refresh_manifest(db, 0);
+    int behind = db->current->mf.log_start < n;
+    apr_thread_mutex_unlock(db->state_mu);
+    if (rv)
+        return rv;
+    if (behind) {
+        apr_time_t t0 = apr_time_now();
+        if ((rv = flush_lock(db, 1)))
+            return rv;
+        rv = flush_sealed_logs(db);
+        flush_unlock(db);
+        if (rv)
+            return rv;
+        STAT_ADD(db, write_stalls, 1);
+        STAT_ADD(db, write_stall_us, (uint64_t)(apr_time_now() - t0));
+    }
+    wal_file_t *w = db->current->log;
+    wal_rec_t rec;
+    wal_rec_init(&rec);
+    if ((rv = wal_rec_rotate(&rec, n + 1)))
+        return rv;
+    wal_rec_seal(&rec, 0);
+    /* Everything before the rotation record is durable before the log is
+     * sealed, so group_sync may trust any sealed log (see group_sync). */
+    if (db->opts.sync_mode != KV_SYNC_OFF && (rv = fio_fdatasync(w->fd)))
+        goto out;
+    if ((rv = fio_pwrite_full(w->fd, rec.buf, rec.len, size))) {
+        if (ftruncate(w->fd, (off_t)size) < 0) { /* the next writer cuts it */ }
+        goto out;
+    }
+    if (db->opts.sync_mode != KV_SYNC_OFF && (rv = fio_fdatasync(w->fd)))
+        goto out;
+    wal_file_t *next;
+    if ((rv = wal_file_open(db, n + 1, 1, &next)))
+        goto out;
+    wal_file_unref(next);
+    uint64_t end;
+    (void)end;
+    apr_thread_mutex_lock(db->state_mu);
+    rv = db_catch_up(db, 1);
+    apr_thread_mutex_unlock(db->state_mu);
+    flush_kick(db);
+out:
+    wal_rec_free(&rec);
+    return rv;
+}
+
+/* The decision a conditional write or a delete takes, against the state
+ * every process agrees on (we hold the log lock and have caught up). */
+static apr_status_t check_cond(kv_db_t *db, const char *key, size_t klen,
+                               const kv_write_opts_t *o, apr_pool_t *pool,
+                               kv_ent_t *cur, int *exists)
+{
+    version_t *v = version_acquire(db, NULL);
+    apr_status_t rv = version_get_live(v, key, klen, ATOMIC_LOAD(&db->visible_seq), pool, cur);
+    version_unref(v);
+    if (rv != APR_SUCCESS && rv != KV_NOTFOUND)
+        return rv;
+    *exists = rv == APR_SUCCESS;
+    if (o && o->cond == KV_IF_SEQ && (!*exists || cur->seq != o->if_seq))
+        return KV_CONFLICT;
+    if (o && o->cond == KV_IF_ABSENT && *exists)
+        return KV_CONFLICT;
+    return APR_SUCCESS;
+}
+
+typedef enum { W_PUT, W_DEL, W_BATCH } wkind_e;
+
+/* The one write path: lock, catch up, check, rotate, append, apply,
+ * unlock, sync.  For a delete, old receives the value it removed. */
+static apr_status_t do_write(kv_db_t *db, wkind_e kind, wal_rec_t *rec,
+                             const char *key, size_t klen,
+                             const kv_write_opts_t *o, apr_pool_t *pool,
+                             kv_value_t *old, uint64_t *seq)
+{
+    apr_status_t rv;
+    uint64_t end = 0, log_no = 0, first = 0;
+    if (db->closed)
+        return KV_CLOSED;
+    apr_thread_mutex_lock(db->write_mu);
+    if ((rv = fio_lock(db->lock_fd, 1))) {
+        apr_thread_mutex_unlock(db->write_mu);
+        return rv;
+    }
+    apr_thread_mutex_lock(db->state_mu);
+    rv = db_catch_up(db, 1);
+    apr_thread_mutex_unlock(db->state_mu);
+    if (rv == APR_SUCCESS && kind != W_BATCH && (kind == W_DEL || (o && o->cond != KV_IF_ANY))) {
+        apr_pool_t *tmp;
+        int exists = 0;
+        kv_ent_t cur;
+        apr_pool_create(&tmp, pool ? pool : db->pool);
+        rv = check_cond(db, key, klen, o, tmp, &cur, &exists);
+        if (rv == APR_SUCCESS && kind == W_DEL && !exists)
+            rv = KV_NOTFOUND;
+        if (rv == APR_SUCCESS && kind == W_DEL && old && pool) {
+            old->data = apr_pstrmemdup(pool, cur.val, cur.vlen);
+            old->len = cur.vlen;
+            old->seq = cur.seq;
+            old->expire_at = (apr_int64_t)cur.expire;
+        }
+        apr_pool_destroy(tmp);
+    }
+    if (rv == APR_SUCCESS)
+        rv = maybe_rotate(db, 0);
+    if (rv == APR_SUCCESS) {
+        apr_thread_mutex_lock(db->state_mu);
+        first = db->last_seq + 1;
+        apr_thread_mutex_unlock(db->state_mu);
+        wal_rec_seal(rec, first);
+        log_no = db->current->log->number;
+        rv = append_record(db, rec, &end);
+    }
+    fio_unlock(db->lock_fd);
+    apr_thread_mutex_unlock(db->write_mu);
+    if (rv)
+        return rv;
+    if (seq)
+        *seq = first;
+    STAT_ADD(db, bytes_written, rec->len);
+    if (db->opts.sync_mode == KV_SYNC_ALWAYS)
+        rv = group_sync(db, log_no, end);
+    else if (db->opts.sync_mode == KV_SYNC_INTERVAL) {
+        apr_thread_mutex_lock(db->bg_mu);
+        db->dirty = 1;
+        apr_thread_mutex_unlock(db->bg_mu);
+    }
+    return rv;
+}
+
+static apr_status_t check_sizes(kv_db_t *db, size_t klen, size_t vlen)
+{
+    if (klen == 0)
+        return KV_INVALID;
+    if (klen > db->opts.max_key_bytes || vlen > db->opts.max_value_bytes)
+        return KV_TOOLARGE;
+    return APR_SUCCESS;
+}
+
+apr_status_t kv_put(kv_db_t *db, const void *key, apr_size_t klen,
+                    const void *val, apr_size_t vlen,
+                    const kv_write_opts_t *opts, apr_uint64_t *seq)
+{
+    apr_status_t rv = check_sizes(db, klen, vlen);
+    if (rv)
+        return rv;
+    wal_rec_t rec;
+    wal_rec_init(&rec);
+    uint64_t expire = opts && opts->expire_at > 0 ? (uint64_t)opts->expire_at : 0;
+    if (!(rv = wal_rec_batch(&rec))
+        && !(rv = wal_rec_op(&rec, WOP_PUT, key, klen, val, vlen, expire)))
+        rv = do_write(db, W_PUT, &rec, key, klen, opts, NULL, NULL, seq);
+    wal_rec_free(&rec);
+    if (rv == APR_SUCCESS)
+        STAT_ADD(db, sets, 1);
+    return rv;
+}
+
+apr_status_t kv_delete(kv_db_t *db, const void *key, apr_size_t klen,
+                       const kv_write_opts_t *opts, apr_pool_t *pool,
+                       kv_value_t *old)
+{
+    apr_status_t rv = check_sizes(db, klen, 0);
+    if (rv)
+        return rv;
+    wal_rec_t rec;
+    wal_rec_init(&rec);
+    if (!(rv = wal_rec_batch(&rec))
+        && !(rv = wal_rec_op(&rec, WOP_DEL, key, klen, NULL, 0, 0)))
+        rv = do_write(db, W_DEL, &rec, key, klen, opts, pool, old, NULL);
+    wal_rec_free(&rec);
+    if (rv == APR_SUCCESS)
+        STAT_ADD(db, dels, 1);
+    return rv;
+}
+
+/* ---- batches -------------------------------------------------------- */
+
+struct kv_batch_t {
+    wal_rec_t rec;
+    apr_status_t err;
+};
+
+static apr_status_t batch_cleanup(void *data)
+{
+    wal_rec_free(&((kv_batch_t *)data)->rec);
+    return APR_SUCCESS;
+}
+
+apr_status_t kv_batch_create(kv_batch_t **bp, apr_pool_t *pool)
+{
+    kv_batch_t *b = apr_pcalloc(pool, sizeof(*b));
+    wal_rec_init(&b->rec);
+    apr_status_t rv = wal_rec_batch(&b->rec);
+    if (rv)
+        return rv;
+    apr_pool_cleanup_register(pool, b, batch_cleanup, apr_pool_cleanup_null);
+    *bp = b;
+    return APR_SUCCESS;
+}
+
+apr_status_t kv_batch_put(kv_batch_t *b, const void *key, apr_size_t klen,
+                          const void *val, apr_size_t vlen, apr_int64_t expire_at)
+{
+    if (klen == 0)
+        return KV_INVALID;
+    if (klen > 65535)
+        return KV_TOOLARGE;
+    return wal_rec_op(&b->rec, WOP_PUT, key, klen, val, vlen,
+                      expire_at > 0 ? (uint64_t)expire_at : 0);
+}
+
+apr_status_t kv_batch_delete(kv_batch_t *b, const void *key, apr_size_t klen)
+{
+    if (klen == 0)
+        return KV_INVALID;
+    if (klen > 65535)
+        return KV_TOOLARGE;
+    return wal_rec_op(&b->rec, WOP_DEL, key, klen, NULL, 0, 0);
+}
+
+int kv_batch_count(const kv_batch_t *b)
+{
+    return (int)b->rec.count;
+}
+
+apr_status_t kv_write_batch(kv_db_t *db, kv_batch_t *b, apr_uint64_t *first_seq)
+{
+    if (b->rec.count == 0)
+        return APR_SUCCESS;
+    apr_status_t rv = do_write(db, W_BATCH, &b->rec, NULL, 0, NULL, NULL, NULL, first_seq);
+    if (rv == APR_SUCCESS)
+        STAT_ADD(db, batches, 1);
+    return rv;
+}
+
+/* ---- reads ---------------------------------------------------------- */
+
+apr_status_t kv_get(kv_db_t *db, const void *key, apr_size_t klen,
+                    apr_pool_t *pool, kv_value_t *out)
+{
+    if (db->closed)
+        return KV_CLOSED;
+    if (klen == 0)
+        return KV_INVALID;
+    apr_status_t rv = db_catch_up_if_behind(db);
+    if (rv)
+        return rv;
+    uint64_t snap;
+    version_t *v = version_acquire(db, &snap);
+    kv_ent_t e;
+    rv = version_get_live(v, key, klen, snap, pool, &e);
+    version_unref(v);
+    STAT_ADD(db, gets, 1);
+    if (rv)
+        return rv;
+    out->data = e.val;
+    out->len = e.vlen;
+    out->seq = e.seq;
+    out->expire_at = (apr_int64_t)e.expire;
+    STAT_ADD(db, bytes_read, e.vlen);
+    return APR_SUCCESS;
+}
+
+/* ---- maintenance ---------------------------------------------------- */
+
+apr_status_t kv_db_flush(kv_db_t *db)
+{
+    if (db->closed)
+        return KV_CLOSED;
+    apr_status_t rv;
+    apr_thread_mutex_lock(db->write_mu);
+    if ((rv = fio_lock(db->lock_fd, 1)) == APR_SUCCESS) {
+        apr_thread_mutex_lock(db->state_mu);
+        rv = db_catch_up(db, 1);
+        apr_thread_mutex_unlock(db->state_mu);
+        if (rv == APR_SUCCESS)
+            rv = maybe_rotate(db, 1);
+        fio_unlock(db->lock_fd);
+    }
+    apr_thread_mutex_unlock(db->write_mu);
+    if (rv)
+        return rv;
+    if ((rv = flush_lock(db, 1)))
+        return rv;
+    rv = flush_sealed_logs(db);
+    flush_unlock(db);
+    return rv;
+}
+
+apr_status_t kv_db_compact(kv_db_t *db)
+{
+    if (db->closed)
+        return KV_CLOSED;
+    apr_status_t rv = flush_lock(db, 1);
+    if (rv)
+        return rv;
+    int did = 1;
+    for (int i = 0; i < 1000 && did && rv == APR_SUCCESS; i++)
+        rv = compact_once(db, &did);
+    flush_unlock(db);
+    return rv;
+}
+
+apr_status_t kv_db_stats(kv_db_t *db, kv_stats_t *st)
+{
+    if (db->closed)
+        return KV_CLOSED;
+    memset(st, 0, sizeof(*st));
+    st->flushes = __atomic_load_n(&db->st.flushes, __ATOMIC_RELAXED);
+    st->compactions = __atomic_load_n(&db->st.compactions, __ATOMIC_RELAXED);
+    st->write_stalls = __atomic_load_n(&db->st.write_stalls, __ATOMIC_RELAXED);
+    st->write_stall_us = __atomic_load_n(&db->st.write_stall_us, __ATOMIC_RELAXED);
+    st->gets = __atomic_load_n(&db->st.gets, __ATOMIC_RELAXED);
+    st->sets = __atomic_load_n(&db->st.sets, __ATOMIC_RELAXED);
+    st->dels = __atomic_load_n(&db->st.dels, __ATOMIC_RELAXED);
+    st->batches = __atomic_load_n(&db->st.batches, __ATOMIC_RELAXED);
+    st->bytes_read = __atomic_load_n(&db->st.bytes_read, __ATOMIC_RELAXED);
+    st->bytes_written = __atomic_load_n(&db->st.bytes_written, __ATOMIC_RELAXED);
+    st->syncs = __atomic_load_n(&db->st.syncs, __ATOMIC_RELAXED);
+    apr_status_t rv = db_catch_up_if_behind(db);
+    if (rv)
+        return rv;
+    uint64_t snap;
+    version_t *v = version_acquire(db, &snap);
+    st->last_seq = snap;
+    for (int i = 0; i < v->mf.nfiles; i++) {
+        const mf_file_t *f = &v->mf.files[i];
+        st->sst_files++;
+        st->sst_bytes += f->bytes;
+        st->level_files[f->level]++;
+        st->level_bytes[f->level] += f->bytes;
+    }
+    st->memtable_bytes = mt_bytes(v->mem);
+    for (int i = 0; i < v->nimm; i++)
+        st->memtable_bytes += mt_bytes(v->imm[i]);
+    /* Unflushed logs: the sealed ones count at their size on disk. */
+    uint64_t size;
+    if (fio_file_size(v->log->fd, &size) == APR_SUCCESS)
+        st->wal_bytes += size;
+    for (uint64_t n = v->mf.log_start; n < v->log->number; n++) {
+        char path[4096];
+        struct stat sb;
+        fio_name(path, sizeof(path), db->dir, n, "log");
+        if (stat(path, &sb) == 0)
+            st->wal_bytes += (uint64_t)sb.st_size;
+    }
+    version_unref(v);
+    return APR_SUCCESS;
+}

@@ -1,0 +1,138 @@
+/* db_impl.h -- the engine's internal state, shared by db.c (open, writes,
+ * log replay), version.c (file sets and lookups), flush.c (the background
+ * thread, memtable flushes) and compact.c.  Not part of the public API.
+ *
+ * Locks, always taken in this order (docs/DESIGN.md explains why):
+ *   write_mu -> WRITE flock (LOCK) -> flush_mu -> FLUSH flock (FLUSHLOCK)
+ *   -> state_mu -> rw (writer side only for pointer swaps)
+ * sync_mu and bg_mu are leaves: nothing else is taken while holding them
+ * except a brief read lock of rw. */
+#ifndef KV_DB_IMPL_H
+#define KV_DB_IMPL_H
+
+#include <apr_thread_mutex.h>
+#include <apr_thread_rwlock.h>
+#include <apr_thread_cond.h>
+#include <apr_thread_proc.h>
+#include <sys/types.h>
+#include "kvlsm.h"
+#include "entry.h"
+#include "manifest.h"
+#include "memtable.h"
+#include "sst.h"
+#include "wal.h"
+
+#define ATOMIC_LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define ATOMIC_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define STAT_ADD(db, field, n) __atomic_fetch_add(&(db)->st.field, (n), __ATOMIC_RELAXED)
+
+/* An open log file; reference counted because versions and syncing
+ * writers hold on to it after a rotation. */
+typedef struct {
+    int refs;
+    int fd;
+    uint64_t number;
+} wal_file_t;
+
+/* An immutable snapshot of what a lookup searches (plus the active
+ * memtable, which only grows).  Reference counted; replaced whole. */
+typedef struct {
+    int refs;
+    wal_file_t *log;        /* the log the active memtable replays */
+    memtable_t *mem;
+    int nimm;
+    memtable_t **imm;       /* sealed memtables, newest first */
+    uint64_t *imm_log;      /* the log each came from */
+    manifest_t mf;          /* the live SSTs, sorted (mf_sort) */
+    sst_t **ssts;           /* parallel to mf.files */
+    int level_start[KV_MAX_LEVELS + 1];
+} version_t;
+
+struct kv_db_t {
+    apr_pool_t *pool;
+    char *dir;
+    kv_options_t opts;
+    int lock_fd;            /* LOCK: appends to the log */
+    int flock_fd;           /* FLUSHLOCK: flushes, compactions, manifest */
+    apr_thread_mutex_t *write_mu, *flush_mu, *state_mu, *sync_mu, *bg_mu;
+    apr_thread_cond_t *sync_cv, *bg_cv;
+    apr_thread_rwlock_t *rw;
+    version_t *current;     /* swapped under rw (write) and state_mu */
+
+    /* Replay position in current->log; written under state_mu, read
+     * without it (atomics) by the cheap "am I behind?" check. */
+    uint64_t applied_off;
+    uint64_t visible_seq;   /* every entry <= this is fully applied */
+    uint64_t cur_log_no;
+    uint64_t last_seq;      /* state_mu */
+    ino_t mf_ino;           /* state_mu: identity of the manifest loaded */
+    int mf_fd;              /* state_mu: kept open so the inode stays unique */
+    char *rbuf;             /* state_mu: replay read buffer */
+    size_t rbuf_cap;
+
+    /* Group commit (sync_mu). */
+    int syncing;
+    uint64_t synced_log, synced_off;
+    int dirty;              /* bg_mu: unsynced writes of this process */
+
+    /* Background thread (bg_mu). */
+    apr_thread_t *bg;
+    int stop, kicked;
+    int cleaned;            /* flush lock: orphans removed once */
+    char *cptr[KV_MAX_LEVELS]; /* flush lock: round-robin compaction keys */
+    size_t cptr_len[KV_MAX_LEVELS];
+
+    int closed;
+    kv_stats_t st;
+};
+
+/* ---- db.c ---- */
+void wal_file_unref(wal_file_t *w);
+/* Replay whatever the log holds beyond applied_off.  Caller holds
+ * state_mu.  A writer (holding the WRITE lock) also truncates a torn tail
+ * and creates a missing next log. */
+apr_status_t db_catch_up(kv_db_t *db, int writer);
+/* Load the manifest if it changed (or force), install a version with its
+ * SSTs, drop sealed memtables it covers.  Caller holds state_mu. */
+apr_status_t db_refresh_manifest(kv_db_t *db, int force);
+uint64_t db_now(void);
+/* For readers: replay if the log grew since we last looked (no lock
+ * unless behind). */
+apr_status_t db_catch_up_if_behind(kv_db_t *db);
+
+/* ---- version.c ---- */
+void version_ref(version_t *v);
+void version_unref(version_t *v);
+version_t *version_acquire(kv_db_t *db, uint64_t *snap);   /* ref'd */
+/* Install v as current (takes over the caller's reference).  state_mu held. */
+void version_install(kv_db_t *db, version_t *v);
+/* A new version sharing v's log, memtables and files (all ref'd). */
+version_t *version_clone(const version_t *v);
+/* Build ssts[] for mf from the files already open in old (may be NULL) or
+ * by opening them.  APR_ENOENT if a listed file is gone. */
+apr_status_t version_open_files(kv_db_t *db, version_t *v, const version_t *old);
+/* Newest visible version of key (tombstones included: out->type). */
+apr_status_t version_get(version_t *v, const char *key, size_t klen,
+                         uint64_t snap, apr_pool_t *pool, kv_ent_t *out);
+/* Like version_get but answers KV_NOTFOUND for tombstones and expired. */
+apr_status_t version_get_live(version_t *v, const char *key, size_t klen,
+                              uint64_t snap, apr_pool_t *pool, kv_ent_t *out);
+
+/* ---- flush.c ---- */
+apr_status_t flush_start(kv_db_t *db);
+void flush_stop(kv_db_t *db);
+void flush_kick(kv_db_t *db);
+/* Caller holds flush_mu and the FLUSH flock. */
+apr_status_t flush_sealed_logs(kv_db_t *db);
+apr_status_t flush_remove_orphans(kv_db_t *db);
+apr_status_t flush_lock(kv_db_t *db, int wait);
+void flush_unlock(kv_db_t *db);
+void db_sync_dirty(kv_db_t *db);
+
+/* ---- compact.c ---- */
+/* One compaction step if any level is over its target; *did says so.
+ * Caller holds the flush locks. */
+apr_status_t compact_once(kv_db_t *db, int *did);
+uint64_t compact_target_file_bytes(const kv_db_t *db);
+
+#endif

@@ -1,0 +1,122 @@
+/* fileio.c -- file and lock primitives (fileio.h).  Everything here
+ * retries EINTR and short transfers, so callers see all-or-error. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "fileio.h"
+
+apr_status_t fio_pread_full(int fd, void *buf, size_t n, uint64_t off)
+{
+    char *p = buf;
+    while (n > 0) {
+        ssize_t r = pread(fd, p, n, (off_t)off);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return APR_FROM_OS_ERROR(errno);
+        }
+        if (r == 0)
+            return APR_EOF;
+        p += r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t fio_pwrite_full(int fd, const void *buf, size_t n, uint64_t off)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t r = pwrite(fd, p, n, (off_t)off);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return APR_FROM_OS_ERROR(errno);
+        }
+        if (r == 0)
+            return APR_ENOSPC;
+        p += r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t fio_fdatasync(int fd)
+{
+    while (fdatasync(fd) < 0) {
+        if (errno != EINTR)
+            return APR_FROM_OS_ERROR(errno);
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t fio_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return APR_FROM_OS_ERROR(errno);
+    apr_status_t rv = APR_SUCCESS;
+    while (fsync(fd) < 0) {
+        if (errno != EINTR) {
+            rv = APR_FROM_OS_ERROR(errno);
+            break;
+        }
+    }
+    close(fd);
+    return rv;
+}
+
+apr_status_t fio_write_file_atomic(const char *dir, const char *tmp,
+                                   const char *path, const void *buf, size_t n)
+{
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return APR_FROM_OS_ERROR(errno);
+    apr_status_t rv = fio_pwrite_full(fd, buf, n, 0);
+    if (rv == APR_SUCCESS)
+        rv = fio_fdatasync(fd);
+    close(fd);
+    if (rv == APR_SUCCESS && rename(tmp, path) < 0)
+        rv = APR_FROM_OS_ERROR(errno);
+    if (rv != APR_SUCCESS) {
+        unlink(tmp);
+        return rv;
+    }
+    return fio_fsync_dir(dir);
+}
+
+apr_status_t fio_file_size(int fd, uint64_t *size)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return APR_FROM_OS_ERROR(errno);
+    *size = (uint64_t)st.st_size;
+    return APR_SUCCESS;
+}
+
+apr_status_t fio_lock(int fd, int wait)
+{
+    while (flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
+        if (errno == EINTR)
+            continue;
+        if (errno == EWOULDBLOCK)
+            return APR_EAGAIN;
+        return APR_FROM_OS_ERROR(errno);
+    }
+    return APR_SUCCESS;
+}
+
+void fio_unlock(int fd)
+{
+    flock(fd, LOCK_UN);
+}
+
+void fio_name(char *buf, size_t n, const char *dir, uint64_t number, const char *ext)
+{
+    snprintf(buf, n, "%s/%06llu.%s", dir, (unsigned long long)number, ext);
+}

@@ -1,0 +1,332 @@
+/* flush.c -- the dedicated background thread of each process, and the
+ * flush of sealed logs into level-0 SSTs.  Every process runs the thread;
+ * only the holder of the FLUSH lock (one process at a time) flushes,
+ * compacts, rewrites the manifest and removes files.  A holder that dies
+ * half-way leaves work the next holder redoes from the manifest and logs. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include "db_impl.h"
+#include "fileio.h"
+
+apr_status_t flush_lock(kv_db_t *db, int wait)
+{
+    if (wait)
+        apr_thread_mutex_lock(db->flush_mu);
+    else if (apr_thread_mutex_trylock(db->flush_mu) != APR_SUCCESS)
+        return APR_EAGAIN;
+    apr_status_t rv = fio_lock(db->flock_fd, wait);
+    if (rv)
+        apr_thread_mutex_unlock(db->flush_mu);
+    return rv;
+}
+
+void flush_unlock(kv_db_t *db)
+{
+    fio_unlock(db->flock_fd);
+    apr_thread_mutex_unlock(db->flush_mu);
+}
+
+/* Replay one log file into a scratch memtable.  *sealed: it ends with a
+ * rotation record, so no writer will ever append to it again. */
+static apr_status_t load_log(kv_db_t *db, uint64_t number, memtable_t *mt,
+                             int *sealed, uint64_t *max_seq)
+{
+    char path[4096];
+    fio_name(path, sizeof(path), db->dir, number, "log");
+    *sealed = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return APR_FROM_OS_ERROR(errno);
+    uint64_t size;
+    apr_status_t rv = fio_file_size(fd, &size);
+    char *buf = NULL;
+    if (rv == APR_SUCCESS && size > 0) {
+        if (!(buf = malloc((size_t)size)))
+            rv = APR_ENOMEM;
+        else
+            rv = fio_pread_full(fd, buf, (size_t)size, 0);
+    }
+    close(fd);
+    size_t pos = 0;
+    while (rv == APR_SUCCESS && pos < size) {
+        wal_view_t v;
+        size_t n = wal_decode(buf + pos, (size_t)size - pos, &v);
+        if (n == 0)
+            break;
+        if (v.type == WAL_ROTATE) {
+            *sealed = 1;
+            break;
+        }
+        size_t bpos = 0;
+        uint32_t idx;
+        kv_ent_t e;
+        int r;
+        while ((r = wal_batch_next(&v, &bpos, &idx, &e)) == 1) {
+            if ((rv = mt_add(mt, &e)))
+                break;
+            if (e.seq > *max_seq)
+                *max_seq = e.seq;
+        }
+        if (rv == APR_SUCCESS && r < 0)
+            rv = KV_CORRUPT;
+        pos += n;
+    }
+    free(buf);
+    return rv;
+}
+
+/* Write the newest version of each key of mt as SST `number`.  Returns
+ * its description in *f (keys malloc'd). */
+static apr_status_t write_sst(kv_db_t *db, memtable_t *mt, uint64_t number,
+                              mf_file_t *f)
+{
+    char tmp[4096], path[4096];
+    fio_name(path, sizeof(path), db->dir, number, "sst");
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    unlink(tmp);
+    sst_builder_t *b;
+    apr_status_t rv = sst_builder_open(&b, tmp);
+    if (rv)
+        return rv;
+    mt_iter_t it;
+    kv_ent_t e, prev = { 0 };
+    int have_prev = 0;
+    mt_iter_init(&it, mt);
+    for (mt_iter_seek_first(&it); mt_iter_valid(&it); mt_iter_next(&it)) {
+        mt_iter_entry(&it, &e);
+        if (have_prev && key_cmp(e.key, e.klen, prev.key, prev.klen) == 0)
+            continue;  /* an older version of the key just written */
+        if ((rv = sst_builder_add(b, &e))) {
+            sst_builder_abandon(b);
+            return rv;
+        }
+        prev = e;
+        have_prev = 1;
+    }
+    sst_meta_t meta;
+    if ((rv = sst_builder_finish(b, &meta)))
+        return rv;   /* finish frees b; the .tmp is removed as an orphan */
+    if (rename(tmp, path) < 0) {
+        rv = APR_FROM_OS_ERROR(errno);
+        sst_meta_free(&meta);
+        unlink(tmp);
+        return rv;
+    }
+    memset(f, 0, sizeof(*f));
+    f->level = 0;
+    f->number = number;
+    f->bytes = meta.file_bytes;
+    f->entries = meta.entries;
+    f->min_seq = meta.min_seq;
+    f->max_seq = meta.max_seq;
+    f->smallest = meta.smallest;
+    f->smallest_len = meta.smallest_len;
+    f->largest = meta.largest;
+    f->largest_len = meta.largest_len;
+    return APR_SUCCESS;
+}
+
+apr_status_t flush_sealed_logs(kv_db_t *db)
+{
+    for (;;) {
+        manifest_t m;
+        apr_status_t rv = mf_read(db->dir, &m, NULL, NULL);
+        if (rv)
+            return rv;
+        uint64_t l = m.log_start, max_seq = m.last_seq;
+        int sealed = 0;
+        memtable_t *mt = mt_create();
+        if (!mt) {
+            mf_free(&m);
+            return APR_ENOMEM;
+        }
+        rv = load_log(db, l, mt, &sealed, &max_seq);
+        if (rv == APR_SUCCESS && sealed && mt_count(mt) > 0) {
+            mf_file_t f;
+            if ((rv = write_sst(db, mt, m.next_sst, &f)) == APR_SUCCESS) {
+                rv = mf_add(&m, &f);
+                free(f.smallest);
+                free(f.largest);
+                m.next_sst++;
+            }
+        }
+        mt_unref(mt);
+        if (rv == APR_SUCCESS && sealed) {
+            m.log_start = l + 1;
+            m.last_seq = max_seq;
+            m.generation++;
+            if ((rv = fio_fsync_dir(db->dir)) == APR_SUCCESS)
+                rv = mf_write(db->dir, &m);
+            if (rv == APR_SUCCESS) {
+                /* Only now, with the manifest durable, may the log go. */
+                char path[4096];
+                fio_name(path, sizeof(path), db->dir, l, "log");
+                unlink(path);
+                STAT_ADD(db, flushes, 1);
+            }
+        }
+        mf_free(&m);
+        if (APR_STATUS_IS_ENOENT(rv))
+            rv = APR_SUCCESS;   /* no such log yet */
+        if (rv || !sealed)
+            return rv;
+        apr_thread_mutex_lock(db->state_mu);
+        rv = db_refresh_manifest(db, 0);
+        apr_thread_mutex_unlock(db->state_mu);
+        if (rv)
+            return rv;
+    }
+}
+
+static int parse_name(const char *name, uint64_t *num, const char *ext)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(name, &end, 10);
+    if (end == name || errno || *end != '.' || strcmp(end + 1, ext) != 0)
+        return 0;
+    *num = n;
+    return 1;
+}
+
+apr_status_t flush_remove_orphans(kv_db_t *db)
+{
+    manifest_t m;
+    apr_status_t rv = mf_read(db->dir, &m, NULL, NULL);
+    if (rv)
+        return rv;
+    DIR *d = opendir(db->dir);
+    if (!d) {
+        rv = APR_FROM_OS_ERROR(errno);
+        mf_free(&m);
+        return rv;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *n = de->d_name;
+        size_t len = strlen(n);
+        uint64_t num;
+        int remove = 0;
+        if (len > 4 && strcmp(n + len - 4, ".tmp") == 0)
+            remove = 1;
+        else if (parse_name(n, &num, "log"))
+            remove = num < m.log_start;
+        else if (parse_name(n, &num, "sst")) {
+            remove = 1;
+            for (int i = 0; i < m.nfiles; i++)
+                if (m.files[i].number == num)
+                    remove = 0;
+        }
+        if (remove) {
+            char path[4096];
+            snprintf(path, sizeof(path), "%s/%s", db->dir, n);
+            unlink(path);
+        }
+    }
+    closedir(d);
+    mf_free(&m);
+    return APR_SUCCESS;
+}
+
+/* Background fdatasync for KV_SYNC_INTERVAL. */
+void db_sync_dirty(kv_db_t *db)
+{
+    apr_thread_rwlock_rdlock(db->rw);
+    wal_file_t *w = db->current->log;
+    __atomic_fetch_add(&w->refs, 1, __ATOMIC_RELAXED);
+    apr_thread_rwlock_unlock(db->rw);
+    if (fio_fdatasync(w->fd) == APR_SUCCESS)
+        STAT_ADD(db, syncs, 1);
+    wal_file_unref(w);
+}
+
+/* One round of background work, if this process gets the flush lock. */
+static void background_work(kv_db_t *db)
+{
+    if (flush_lock(db, 0) != APR_SUCCESS)
+        return;
+    apr_status_t rv = APR_SUCCESS;
+    if (!db->cleaned) {
+        rv = flush_remove_orphans(db);
+        db->cleaned = rv == APR_SUCCESS;
+    }
+    rv = flush_sealed_logs(db);
+    int did = 1;
+    for (int i = 0; rv == APR_SUCCESS && did && i < 64; i++) {
+        int stop;
+        apr_thread_mutex_lock(db->bg_mu);
+        stop = db->stop;
+        apr_thread_mutex_unlock(db->bg_mu);
+        if (stop)
+            break;
+        rv = compact_once(db, &did);
+        /* A log sealed meanwhile goes before more compaction. */
+        if (rv == APR_SUCCESS)
+            rv = flush_sealed_logs(db);
+    }
+    if (rv != APR_SUCCESS)
+        STAT_ADD(db, bg_errors, 1);
+    flush_unlock(db);
+}
+
+static void *APR_THREAD_FUNC bg_main(apr_thread_t *t, void *data)
+{
+    kv_db_t *db = data;
+    apr_interval_time_t wait = apr_time_from_msec(
+        db->opts.sync_mode == KV_SYNC_INTERVAL ? db->opts.sync_interval_ms : 1000);
+    apr_thread_mutex_lock(db->bg_mu);
+    while (!db->stop) {
+        if (!db->kicked)
+            apr_thread_cond_timedwait(db->bg_cv, db->bg_mu, wait);
+        if (db->stop)
+            break;
+        db->kicked = 0;
+        int dirty = db->dirty;
+        db->dirty = 0;
+        apr_thread_mutex_unlock(db->bg_mu);
+        if (dirty)
+            db_sync_dirty(db);
+        background_work(db);
+        apr_thread_mutex_lock(db->state_mu);
+        if (db_refresh_manifest(db, 0) != APR_SUCCESS)
+            STAT_ADD(db, bg_errors, 1);
+        apr_thread_mutex_unlock(db->state_mu);
+        apr_thread_mutex_lock(db->bg_mu);
+    }
+    apr_thread_mutex_unlock(db->bg_mu);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+apr_status_t flush_start(kv_db_t *db)
+{
+    db->kicked = 1;   /* first round at once: orphans, leftover sealed logs */
+    return apr_thread_create(&db->bg, NULL, bg_main, db, db->pool);
+}
+
+void flush_stop(kv_db_t *db)
+{
+    if (!db->bg)
+        return;
+    apr_thread_mutex_lock(db->bg_mu);
+    db->stop = 1;
+    apr_thread_cond_broadcast(db->bg_cv);
+    apr_thread_mutex_unlock(db->bg_mu);
+    apr_status_t trv;
+    apr_thread_join(&trv, db->bg);
+    db->bg = NULL;
+}
+
+void flush_kick(kv_db_t *db)
+{
+    if (!db->bg)
+        return;
+    apr_thread_mutex_lock(db->bg_mu);
+    db->kicked = 1;
+    apr_thread_cond_signal(db->bg_cv);
+    apr_thread_mutex_unlock(db->bg_mu);
+}
