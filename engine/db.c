@@ -414,7 +414,9 @@ apr_status_t kv_db_open(kv_db_t **dbp, const char *dir, const kv_options_t *opts
             close(db->flock_fd);
         return rv;
     }
-    apr_pool_cleanup_register(pool, db, db_cleanup, apr_pool_cleanup_null);
+    /* A pre-cleanup: it must run before the pool destroys its subpools,
+     * one of which belongs to the background thread. */
+    apr_pool_pre_cleanup_register(pool, db, db_cleanup);
 
     apr_thread_mutex_lock(db->state_mu);
     rv = db_refresh_manifest(db, 1);
@@ -424,7 +426,7 @@ apr_status_t kv_db_open(kv_db_t **dbp, const char *dir, const kv_options_t *opts
     if (rv == APR_SUCCESS && db->opts.background)
         rv = flush_start(db);
     if (rv != APR_SUCCESS) {
-        apr_pool_cleanup_run(pool, db, db_cleanup);
+        kv_db_close(db);
         return rv;
     }
     *dbp = db;
@@ -455,7 +457,6 @@ apr_status_t kv_db_close(kv_db_t *db)
     if (db->mf_fd >= 0)
         close(db->mf_fd);
     db->lock_fd = db->flock_fd = db->mf_fd = -1;
-    apr_pool_cleanup_kill(db->pool, db, db_cleanup);
     return rv;
 }
 

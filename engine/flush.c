@@ -19,9 +19,15 @@ apr_status_t flush_lock(kv_db_t *db, int wait)
     else if (apr_thread_mutex_trylock(db->flush_mu) != APR_SUCCESS)
         return APR_EAGAIN;
     apr_status_t rv = fio_lock(db->flock_fd, wait);
-    if (rv)
+    if (rv) {
         apr_thread_mutex_unlock(db->flush_mu);
-    return rv;
+        return rv;
+    }
+    /* Whoever first holds the lock in this process sweeps what crashed
+     * flushes and compactions left behind. */
+    if (!db->cleaned)
+        db->cleaned = flush_remove_orphans(db) == APR_SUCCESS;
+    return APR_SUCCESS;
 }
 
 void flush_unlock(kv_db_t *db)
@@ -249,12 +255,7 @@ static void background_work(kv_db_t *db)
 {
     if (flush_lock(db, 0) != APR_SUCCESS)
         return;
-    apr_status_t rv = APR_SUCCESS;
-    if (!db->cleaned) {
-        rv = flush_remove_orphans(db);
-        db->cleaned = rv == APR_SUCCESS;
-    }
-    rv = flush_sealed_logs(db);
+    apr_status_t rv = flush_sealed_logs(db);
     int did = 1;
     for (int i = 0; rv == APR_SUCCESS && did && i < 64; i++) {
         int stop;

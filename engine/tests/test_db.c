@@ -1,0 +1,382 @@
+/* test_db.c -- the public API through a real data directory: reads see
+ * writes, deletes hand back the old value exactly once, conditions and
+ * batches are atomic, data survives close/reopen, flushes and compaction,
+ * and iterators return one ordered snapshot. */
+#include <apr_thread_proc.h>
+#include <dirent.h>
+#include <time.h>
+#include "testutil.h"
+
+static char *dir;
+static apr_pool_t *pool;
+
+static void setup(void)
+{
+    pool = tu_pool();
+    dir = tu_tmpdir();
+}
+
+static void teardown(void)
+{
+    apr_pool_destroy(pool);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+TestSuite(db, .init = setup, .fini = teardown);
+
+static kv_db_t *open_db(apr_size_t memtable, int background)
+{
+    kv_db_t *db;
+    kv_options_t o = tu_opts(memtable, background);
+    cr_assert_eq(kv_db_open(&db, dir, &o, pool), APR_SUCCESS);
+    return db;
+}
+
+static void expect(kv_db_t *db, const char *key, const char *want)
+{
+    kv_value_t v;
+    apr_status_t rv = kv_get(db, key, strlen(key), pool, &v);
+    if (!want) {
+        cr_assert_eq(rv, KV_NOTFOUND, "%s: expected missing", key);
+        return;
+    }
+    cr_assert_eq(rv, APR_SUCCESS, "%s: expected %s", key, want);
+    cr_assert_eq(v.len, strlen(want));
+    cr_assert_eq(memcmp(v.data, want, v.len), 0, "%s: got %.*s", key, (int)v.len, v.data);
+}
+
+Test(db, put_get_delete_roundtrip)
+{
+    kv_db_t *db = open_db(1 << 20, 1);
+    apr_uint64_t s1, s2;
+    expect(db, "a", NULL);
+    cr_assert_eq(kv_put(db, TU_STR("a"), TU_STR("one"), NULL, &s1), APR_SUCCESS);
+    expect(db, "a", "one");
+    cr_assert_eq(kv_put(db, TU_STR("a"), TU_STR("two"), NULL, &s2), APR_SUCCESS);
+    cr_assert_gt(s2, s1, "versions increase");
+    expect(db, "a", "two");
+    kv_value_t old;
+    cr_assert_eq(kv_delete(db, TU_STR("a"), NULL, pool, &old), APR_SUCCESS);
+    cr_assert_eq(old.len, 3);
+    cr_assert_eq(memcmp(old.data, "two", 3), 0);
+    cr_assert_eq(old.seq, s2);
+    expect(db, "a", NULL);
+    cr_assert_eq(kv_delete(db, TU_STR("a"), NULL, pool, &old), KV_NOTFOUND);
+}
+
+Test(db, binary_keys_and_values_are_exact)
+{
+    kv_db_t *db = open_db(8192, 0);
+    char key[256], val[256];
+    for (int i = 0; i < 256; i++) {
+        key[i] = (char)i;
+        val[i] = (char)(255 - i);
+    }
+    for (int n = 1; n <= 256; n += 15)
+        cr_assert_eq(kv_put(db, key, (apr_size_t)n, val, (apr_size_t)n, NULL, NULL), APR_SUCCESS);
+    cr_assert_eq(kv_put(db, TU_STR("empty-value"), "", 0, NULL, NULL), APR_SUCCESS);
+    for (int pass = 0; pass < 2; pass++) {
+        for (int n = 1; n <= 256; n += 15) {
+            kv_value_t v;
+            cr_assert_eq(kv_get(db, key, (apr_size_t)n, pool, &v), APR_SUCCESS);
+            cr_assert_eq(v.len, (apr_size_t)n);
+            cr_assert_eq(memcmp(v.data, val, (size_t)n), 0);
+        }
+        kv_value_t v;
+        cr_assert_eq(kv_get(db, TU_STR("empty-value"), pool, &v), APR_SUCCESS);
+        cr_assert_eq(v.len, 0);
+        cr_assert_eq(kv_db_flush(db), APR_SUCCESS);   /* second pass reads the SST */
+    }
+}
+
+Test(db, limits_and_bad_arguments_are_refused)
+{
+    kv_options_t o = tu_opts(1 << 20, 0);
+    o.max_key_bytes = 10;
+    o.max_value_bytes = 20;
+    kv_db_t *db;
+    cr_assert_eq(kv_db_open(&db, dir, &o, pool), APR_SUCCESS);
+    cr_assert_eq(kv_put(db, "", 0, "v", 1, NULL, NULL), KV_INVALID);
+    cr_assert_eq(kv_put(db, TU_STR("01234567890"), "v", 1, NULL, NULL), KV_TOOLARGE);
+    cr_assert_eq(kv_put(db, TU_STR("k"), TU_STR("012345678901234567890"), NULL, NULL), KV_TOOLARGE);
+    cr_assert_eq(kv_put(db, TU_STR("0123456789"), TU_STR("01234567890123456789"), NULL, NULL), APR_SUCCESS);
+    kv_stats_t st;
+    cr_assert_eq(kv_db_stats(db, &st), APR_SUCCESS);
+    cr_assert_eq(st.sets, 1);
+    char buf[128];
+    cr_assert_str_eq(kv_strerror(KV_TOOLARGE, buf, sizeof buf), "key or value too large");
+}
+
+Test(db, reopen_keeps_every_write)
+{
+    kv_db_t *db = open_db(16384, 0);
+    char k[32], v[64];
+    for (unsigned long i = 0; i < 3000; i++) {
+        tu_key(k, sizeof k, "k", i);
+        size_t n = tu_val(v, sizeof v, k, 1);
+        cr_assert_eq(kv_put(db, k, strlen(k), v, n, NULL, NULL), APR_SUCCESS);
+    }
+    for (unsigned long i = 0; i < 3000; i += 3) {
+        tu_key(k, sizeof k, "k", i);
+        cr_assert_eq(kv_delete(db, k, strlen(k), NULL, pool, NULL), APR_SUCCESS);
+    }
+    cr_assert_eq(kv_db_close(db), APR_SUCCESS);
+    db = open_db(16384, 0);
+    for (unsigned long i = 0; i < 3000; i++) {
+        tu_key(k, sizeof k, "k", i);
+        if (i % 3 == 0) {
+            expect(db, k, NULL);
+        }
+        else {
+            tu_val(v, sizeof v, k, 1);
+            expect(db, k, v);
+        }
+    }
+}
+
+Test(db, flush_and_compaction_keep_newest_versions)
+{
+    kv_db_t *db = open_db(4096, 0);
+    char k[32], v[64];
+    for (unsigned long ver = 1; ver <= 6; ver++) {
+        for (unsigned long i = 0; i < 400; i++) {
+            tu_key(k, sizeof k, "k", i);
+            size_t n = tu_val(v, sizeof v, k, ver);
+            cr_assert_eq(kv_put(db, k, strlen(k), v, n, NULL, NULL), APR_SUCCESS);
+        }
+        cr_assert_eq(kv_db_flush(db), APR_SUCCESS);
+    }
+    for (unsigned long i = 0; i < 400; i += 2) {
+        tu_key(k, sizeof k, "k", i);
+        cr_assert_eq(kv_delete(db, k, strlen(k), NULL, pool, NULL), APR_SUCCESS);
+    }
+    cr_assert_eq(kv_db_flush(db), APR_SUCCESS);
+    cr_assert_eq(kv_db_compact(db), APR_SUCCESS);
+    kv_stats_t st;
+    cr_assert_eq(kv_db_stats(db, &st), APR_SUCCESS);
+    cr_assert_gt(st.compactions, 0);
+    cr_assert_lt(st.level_files[0], 4, "L0 was compacted");
+    /* Space: overwritten versions and dropped tombstones are gone. */
+    cr_assert_lt(st.sst_bytes, 200 * 64 * 3, "sst bytes %lu", (unsigned long)st.sst_bytes);
+    for (int pass = 0; pass < 2; pass++) {
+        for (unsigned long i = 0; i < 400; i++) {
+            tu_key(k, sizeof k, "k", i);
+            if (i % 2 == 0)
+                expect(db, k, NULL);
+            else {
+                tu_val(v, sizeof v, k, 6);
+                expect(db, k, v);
+            }
+        }
+        kv_db_close(db);
+        db = open_db(4096, 0);
+    }
+}
+
+Test(db, writes_flow_through_background_flushes)
+{
+    kv_db_t *db = open_db(8192, 1);
+    char k[32], v[128];
+    for (unsigned long i = 0; i < 20000; i++) {
+        tu_key(k, sizeof k, "bg", i % 5000);
+        size_t n = tu_val(v, sizeof v, k, i / 5000);
+        cr_assert_eq(kv_put(db, k, strlen(k), v, n, NULL, NULL), APR_SUCCESS);
+    }
+    for (unsigned long i = 0; i < 5000; i++) {
+        tu_key(k, sizeof k, "bg", i);
+        tu_val(v, sizeof v, k, 3);
+        expect(db, k, v);
+    }
+    kv_stats_t st;
+    cr_assert_eq(kv_db_stats(db, &st), APR_SUCCESS);
+    cr_assert_gt(st.flushes, 0, "the background thread flushed");
+    cr_assert_eq(st.bg_errors, 0);
+}
+
+Test(db, iterator_is_ordered_snapshot)
+{
+    kv_db_t *db = open_db(4096, 0);
+    char k[32];
+    for (unsigned long i = 0; i < 1000; i++) {
+        tu_key(k, sizeof k, "it", (i * 7919) % 1000);
+        cr_assert_eq(kv_put(db, k, strlen(k), k, strlen(k), NULL, NULL), APR_SUCCESS);
+        if (i == 500)
+            cr_assert_eq(kv_db_flush(db), APR_SUCCESS);
+    }
+    for (unsigned long i = 0; i < 1000; i += 10) {
+        tu_key(k, sizeof k, "it", i);
+        cr_assert_eq(kv_delete(db, k, strlen(k), NULL, pool, NULL), APR_SUCCESS);
+    }
+    kv_iter_t *it;
+    cr_assert_eq(kv_iter_open(&it, db, pool), APR_SUCCESS);
+    /* Writes after the snapshot are not seen by it. */
+    cr_assert_eq(kv_put(db, TU_STR("it00000005x"), TU_STR("late"), NULL, NULL), APR_SUCCESS);
+    cr_assert_eq(kv_delete(db, TU_STR("it00000001"), NULL, pool, NULL), APR_SUCCESS);
+    cr_assert_eq(kv_iter_seek(it, TU_STR("it00000000")), APR_SUCCESS);
+    unsigned long want = 1, n = 0;
+    for (; kv_iter_valid(it); kv_iter_next(it)) {
+        const char *key;
+        apr_size_t klen;
+        kv_value_t v;
+        kv_iter_key(it, &key, &klen);
+        kv_iter_value(it, &v);
+        if (want % 10 == 0)
+            want++;
+        tu_key(k, sizeof k, "it", want);
+        cr_assert_eq(klen, strlen(k));
+        cr_assert_eq(memcmp(key, k, klen), 0, "got %.*s want %s", (int)klen, key, k);
+        cr_assert_eq(v.len, klen);
+        want++;
+        n++;
+    }
+    cr_assert_eq(kv_iter_status(it), APR_SUCCESS);
+    cr_assert_eq(n, 900);
+    kv_iter_close(it);
+    /* Seek between keys lands on the next one. */
+    cr_assert_eq(kv_iter_open(&it, db, pool), APR_SUCCESS);
+    cr_assert_eq(kv_iter_seek(it, TU_STR("it00000005!")), APR_SUCCESS);
+    cr_assert(kv_iter_valid(it));
+    const char *key;
+    apr_size_t klen;
+    kv_iter_key(it, &key, &klen);
+    cr_assert_eq(memcmp(key, "it00000005x", klen), 0);
+}
+
+Test(db, conditional_writes_check_version)
+{
+    kv_db_t *db = open_db(1 << 20, 0);
+    apr_uint64_t s1, s2;
+    kv_write_opts_t absent = { KV_IF_ABSENT, 0, 0 };
+    cr_assert_eq(kv_put(db, TU_STR("c"), TU_STR("1"), &absent, &s1), APR_SUCCESS);
+    cr_assert_eq(kv_put(db, TU_STR("c"), TU_STR("2"), &absent, NULL), KV_CONFLICT);
+    kv_write_opts_t match = { KV_IF_SEQ, s1 + 100, 0 };
+    cr_assert_eq(kv_put(db, TU_STR("c"), TU_STR("2"), &match, NULL), KV_CONFLICT);
+    expect(db, "c", "1");
+    match.if_seq = s1;
+    cr_assert_eq(kv_put(db, TU_STR("c"), TU_STR("2"), &match, &s2), APR_SUCCESS);
+    cr_assert_eq(kv_delete(db, TU_STR("c"), &match, pool, NULL), KV_CONFLICT);
+    match.if_seq = s2;
+    cr_assert_eq(kv_delete(db, TU_STR("c"), &match, pool, NULL), APR_SUCCESS);
+    cr_assert_eq(kv_put(db, TU_STR("c"), TU_STR("3"), &match, NULL), KV_CONFLICT, "missing key never matches");
+    expect(db, "c", NULL);
+}
+
+Test(db, batch_applies_all_operations_atomically)
+{
+    kv_db_t *db = open_db(1 << 20, 0);
+    cr_assert_eq(kv_put(db, TU_STR("gone"), TU_STR("x"), NULL, NULL), APR_SUCCESS);
+    kv_batch_t *b;
+    cr_assert_eq(kv_batch_create(&b, pool), APR_SUCCESS);
+    cr_assert_eq(kv_batch_put(b, TU_STR("b1"), TU_STR("one"), 0), APR_SUCCESS);
+    cr_assert_eq(kv_batch_put(b, TU_STR("b2"), TU_STR("two"), 0), APR_SUCCESS);
+    cr_assert_eq(kv_batch_delete(b, TU_STR("gone")), APR_SUCCESS);
+    cr_assert_eq(kv_batch_put(b, TU_STR("b1"), TU_STR("uno"), 0), APR_SUCCESS);
+    cr_assert_eq(kv_batch_count(b), 4);
+    apr_uint64_t first;
+    cr_assert_eq(kv_write_batch(db, b, &first), APR_SUCCESS);
+    expect(db, "b1", "uno");
+    expect(db, "b2", "two");
+    expect(db, "gone", NULL);
+    kv_value_t v;
+    cr_assert_eq(kv_get(db, TU_STR("b2"), pool, &v), APR_SUCCESS);
+    cr_assert_eq(v.seq, first + 1);
+}
+
+Test(db, expired_values_read_as_missing)
+{
+    kv_db_t *db = open_db(4096, 0);
+    kv_write_opts_t past = { KV_IF_ANY, 0, (apr_int64_t)time(NULL) - 1 };
+    kv_write_opts_t future = { KV_IF_ANY, 0, (apr_int64_t)time(NULL) + 3600 };
+    cr_assert_eq(kv_put(db, TU_STR("old"), TU_STR("v"), &past, NULL), APR_SUCCESS);
+    cr_assert_eq(kv_put(db, TU_STR("new"), TU_STR("v"), &future, NULL), APR_SUCCESS);
+    expect(db, "old", NULL);
+    kv_value_t v;
+    cr_assert_eq(kv_get(db, TU_STR("new"), pool, &v), APR_SUCCESS);
+    cr_assert_eq(v.expire_at, future.expire_at);
+    cr_assert_eq(kv_db_flush(db), APR_SUCCESS);
+    expect(db, "old", NULL);
+    cr_assert_eq(kv_delete(db, TU_STR("old"), NULL, pool, NULL), KV_NOTFOUND);
+}
+
+/* Two threads race to delete each key: exactly one wins each time. */
+typedef struct {
+    kv_db_t *db;
+    int wins;
+} racer_t;
+
+static void *APR_THREAD_FUNC race_deletes(apr_thread_t *t, void *data)
+{
+    racer_t *r = data;
+    apr_pool_t *p;
+    apr_pool_create(&p, NULL);
+    for (unsigned long i = 0; i < 2000; i++) {
+        char k[32];
+        kv_value_t old;
+        tu_key(k, sizeof k, "race", i);
+        apr_status_t rv = kv_delete(r->db, k, strlen(k), NULL, p, &old);
+        if (rv == APR_SUCCESS)
+            r->wins++;
+        else if (rv != KV_NOTFOUND)
+            r->wins = -1000000;
+    }
+    apr_pool_destroy(p);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+Test(db, delete_returns_old_value_once)
+{
+    kv_db_t *db = open_db(16384, 1);
+    char k[32];
+    for (unsigned long i = 0; i < 2000; i++) {
+        tu_key(k, sizeof k, "race", i);
+        cr_assert_eq(kv_put(db, k, strlen(k), TU_STR("v"), NULL, NULL), APR_SUCCESS);
+    }
+    racer_t r[4];
+    apr_thread_t *t[4];
+    for (int i = 0; i < 4; i++) {
+        r[i].db = db;
+        r[i].wins = 0;
+        cr_assert_eq(apr_thread_create(&t[i], NULL, race_deletes, &r[i], pool), APR_SUCCESS);
+    }
+    int total = 0;
+    for (int i = 0; i < 4; i++) {
+        apr_status_t trv;
+        apr_thread_join(&trv, t[i]);
+        cr_assert_geq(r[i].wins, 0);
+        total += r[i].wins;
+    }
+    cr_assert_eq(total, 2000);
+}
+
+Test(db, orphans_are_removed_and_store_reopens)
+{
+    kv_db_t *db = open_db(4096, 0);
+    char k[32];
+    for (unsigned long i = 0; i < 500; i++) {
+        tu_key(k, sizeof k, "o", i);
+        cr_assert_eq(kv_put(db, k, strlen(k), k, strlen(k), NULL, NULL), APR_SUCCESS);
+    }
+    cr_assert_eq(kv_db_flush(db), APR_SUCCESS);
+    kv_db_close(db);
+    /* A crashed flush leaves these behind. */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/000999.sst", dir);
+    FILE *f = fopen(path, "w");
+    fputs("junk", f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/000998.sst.tmp", dir);
+    f = fopen(path, "w");
+    fclose(f);
+    db = open_db(4096, 0);
+    for (unsigned long i = 0; i < 500; i++) {
+        tu_key(k, sizeof k, "o", i);
+        expect(db, k, k);
+    }
+    cr_assert_eq(kv_db_compact(db), APR_SUCCESS);  /* takes the flush lock */
+    snprintf(path, sizeof path, "%s/000999.sst", dir);
+    cr_assert_neq(access(path, F_OK), 0, "orphan SST removed");
+    snprintf(path, sizeof path, "%s/000998.sst.tmp", dir);
+    cr_assert_neq(access(path, F_OK), 0, "temporary file removed");
+}
