@@ -120,7 +120,7 @@ typedef struct {
 static apr_status_t seal_output(kv_db_t *db, sst_builder_t *b, uint64_t number,
                                 int level, manifest_t *outs)
 {
-    char tmp[4096], path[4096];
+    char tmp[4200], path[4096];
     fio_name(path, sizeof(path), db->dir, number, "sst");
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     sst_meta_t meta;
@@ -160,7 +160,7 @@ static apr_status_t merge(kv_db_t *db, manifest_t *m, const picks_t *in,
     uint64_t bnum = 0;
     while (rv == APR_SUCCESS) {
         int best = -1;
-        kv_ent_t e, c;
+        kv_ent_t e = { 0 }, c;
         for (int i = 0; i < in->n; i++) {
             if (!sst_iter_valid(src[i].it)) {
                 if ((rv = sst_iter_status(src[i].it)))

@@ -90,7 +90,7 @@ static apr_status_t load_log(kv_db_t *db, uint64_t number, memtable_t *mt,
 static apr_status_t write_sst(kv_db_t *db, memtable_t *mt, uint64_t number,
                               mf_file_t *f)
 {
-    char tmp[4096], path[4096];
+    char tmp[4200], path[4096];
     fio_name(path, sizeof(path), db->dir, number, "sst");
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     unlink(tmp);

@@ -152,7 +152,7 @@ static apr_status_t find_next(kv_iter_t *it)
     it->valid = 0;
     for (;;) {
         int best = -1;
-        kv_ent_t e, c;
+        kv_ent_t e = { 0 }, c;
         for (int i = 0; i < it->n; i++) {
             if (!src_valid(&it->src[i]))
                 continue;

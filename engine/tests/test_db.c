@@ -5,6 +5,7 @@
 #include <apr_thread_proc.h>
 #include <dirent.h>
 #include <time.h>
+#include <sys/stat.h>
 #include "testutil.h"
 
 static char *dir;
@@ -379,4 +380,72 @@ Test(db, orphans_are_removed_and_store_reopens)
     cr_assert_neq(access(path, F_OK), 0, "orphan SST removed");
     snprintf(path, sizeof path, "%s/000998.sst.tmp", dir);
     cr_assert_neq(access(path, F_OK), 0, "temporary file removed");
+}
+
+/* A writer killed mid-append leaves a torn record at the end of the log.
+ * Readers stop before it; the next writer cuts it off before appending,
+ * so its own write is not stranded behind garbage. */
+Test(db, torn_tail_is_cut_by_next_writer)
+{
+    kv_db_t *db = open_db(1 << 20, 0);
+    cr_assert_eq(kv_put(db, TU_STR("before"), TU_STR("1"), NULL, NULL), APR_SUCCESS);
+    kv_db_close(db);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/000001.log", dir);
+    FILE *f = fopen(path, "ab");
+    cr_assert_not_null(f);
+    /* A header promising 1000 payload bytes, and only 300 of them. */
+    char torn[309] = { 1, 2, 3, 4, (char)0xe8, 3, 0, 0, 1 };
+    memset(torn + 9, 'x', 300);
+    fwrite(torn, 1, sizeof torn, f);
+    fclose(f);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    off_t with_torn = st.st_size;
+    db = open_db(1 << 20, 0);
+    expect(db, "before", "1");
+    cr_assert_eq(kv_put(db, TU_STR("after"), TU_STR("2"), NULL, NULL), APR_SUCCESS);
+    kv_db_close(db);
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_lt(st.st_size, with_torn, "the torn tail was cut, not left behind the new record");
+    db = open_db(1 << 20, 0);
+    expect(db, "before", "1");
+    expect(db, "after", "2");
+}
+
+/* A damaged SST is reported as corruption, never served as data. */
+Test(db, damaged_sst_is_corruption_not_wrong_data)
+{
+    kv_db_t *db = open_db(1 << 20, 0);
+    char k[32];
+    for (unsigned long i = 0; i < 200; i++) {
+        tu_key(k, sizeof k, "d", i);
+        cr_assert_eq(kv_put(db, k, strlen(k), k, strlen(k), NULL, NULL), APR_SUCCESS);
+    }
+    cr_assert_eq(kv_db_flush(db), APR_SUCCESS);
+    kv_db_close(db);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/000001.sst", dir);
+    FILE *f = fopen(path, "r+b");
+    cr_assert_not_null(f, "flush wrote 000001.sst");
+    fseek(f, 100, SEEK_SET);     /* inside the first data block */
+    int c = fgetc(f);
+    fseek(f, 100, SEEK_SET);
+    fputc(c ^ 0x20, f);
+    fclose(f);
+    db = open_db(1 << 20, 0);
+    kv_value_t v;
+    int corrupt = 0;
+    for (unsigned long i = 0; i < 200; i++) {
+        tu_key(k, sizeof k, "d", i);
+        apr_status_t rv = kv_get(db, k, strlen(k), pool, &v);
+        if (rv == KV_CORRUPT)
+            corrupt++;
+        else {
+            cr_assert_eq(rv, APR_SUCCESS);
+            cr_assert_eq(v.len, strlen(k), "wrong data served for %s", k);
+            cr_assert_eq(memcmp(v.data, k, v.len), 0, "wrong data served for %s", k);
+        }
+    }
+    cr_assert_gt(corrupt, 0, "the damaged block was detected");
 }

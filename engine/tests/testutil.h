@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <ftw.h>
+#include <sched.h>
+#include <time.h>
 #include "kvlsm.h"
 
 static inline int tu_rm_one(const char *p, const struct stat *s, int f, struct FTW *w)

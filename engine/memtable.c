@@ -1,0 +1,241 @@
+/* memtable.c -- the skiplist memtable (memtable.h): nodes live in an
+ * arena of malloc'd chunks freed together when the last reference goes.
+ * One writer, lock-free readers: a node is fully built before it is
+ * linked, links are published with release stores and read with acquire
+ * loads, so a reader sees either the old list or the new node whole. */
+#include <stdlib.h>
+#include "memtable.h"
+
+#define MAX_HEIGHT 12
+#define CHUNK_BYTES (1u << 20)
+
+typedef struct node {
+    uint64_t seq, expire;
+    uint32_t klen, vlen;
+    uint8_t type, height;
+    struct node *next[];      /* height entries, then key and value bytes */
+} node_t;
+
+typedef struct chunk {
+    struct chunk *prev;
+    size_t used, cap;
+    char data[];
+} chunk_t;
+
+struct memtable {
+    int refs;
+    int height;               /* atomic: highest level in use */
+    uint64_t rnd;
+    size_t bytes;             /* atomic */
+    uint64_t count;           /* atomic */
+    chunk_t *chunks;
+    node_t *head;
+};
+
+static void *arena_alloc(memtable_t *mt, size_t n)
+{
+    n = (n + 7) & ~(size_t)7;
+    chunk_t *c = mt->chunks;
+    if (!c || c->cap - c->used < n) {
+        /* Big entries get a chunk of their own so little space is lost. */
+        size_t cap = n > CHUNK_BYTES / 4 ? n : CHUNK_BYTES;
+        chunk_t *nc = malloc(sizeof(chunk_t) + cap);
+        if (!nc)
+            return NULL;
+        nc->used = 0;
+        nc->cap = cap;
+        if (n > CHUNK_BYTES / 4 && c) {
+            /* Keep filling the current small chunk: slot the big one behind it. */
+            nc->prev = c->prev;
+            c->prev = nc;
+        }
+        else {
+            nc->prev = c;
+            mt->chunks = nc;
+        }
+        c = nc;
+    }
+    void *p = c->data + c->used;
+    c->used += n;
+    __atomic_fetch_add(&mt->bytes, n, __ATOMIC_RELAXED);
+    return p;
+}
+
+static char *node_key(node_t *n)
+{
+    return (char *)&n->next[n->height];
+}
+
+memtable_t *mt_create(void)
+{
+    memtable_t *mt = calloc(1, sizeof(*mt));
+    if (!mt)
+        return NULL;
+    mt->refs = 1;
+    mt->height = 1;
+    mt->rnd = 0x9E3779B97F4A7C15ULL ^ (uint64_t)(uintptr_t)mt;
+    mt->head = arena_alloc(mt, sizeof(node_t) + MAX_HEIGHT * sizeof(node_t *));
+    if (!mt->head) {
+        free(mt);
+        return NULL;
+    }
+    memset(mt->head, 0, sizeof(node_t) + MAX_HEIGHT * sizeof(node_t *));
+    mt->head->height = MAX_HEIGHT;
+    return mt;
+}
+
+void mt_ref(memtable_t *mt)
+{
+    __atomic_fetch_add(&mt->refs, 1, __ATOMIC_RELAXED);
+}
+
+void mt_unref(memtable_t *mt)
+{
+    if (!mt || __atomic_sub_fetch(&mt->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    chunk_t *c = mt->chunks;
+    while (c) {
+        chunk_t *p = c->prev;
+        free(c);
+        c = p;
+    }
+    free(mt);
+}
+
+size_t mt_bytes(const memtable_t *mt)
+{
+    return __atomic_load_n(&mt->bytes, __ATOMIC_RELAXED);
+}
+
+uint64_t mt_count(const memtable_t *mt)
+{
+    return __atomic_load_n(&mt->count, __ATOMIC_RELAXED);
+}
+
+static node_t *next_of(node_t *n, int level)
+{
+    return __atomic_load_n(&n->next[level], __ATOMIC_ACQUIRE);
+}
+
+/* Compare node n with (key, seq) in internal order. */
+static int node_cmp(node_t *n, const char *key, size_t klen, uint64_t seq)
+{
+    return ent_cmp(node_key(n), n->klen, n->seq, key, klen, seq);
+}
+
+/* First node >= (key, seq); fills prev[] for an insert if asked. */
+static node_t *find_ge(memtable_t *mt, const char *key, size_t klen, uint64_t seq,
+                       node_t **prev)
+{
+    node_t *x = mt->head;
+    int level = __atomic_load_n(&mt->height, __ATOMIC_ACQUIRE) - 1;
+    for (;;) {
+        node_t *nx = next_of(x, level);
+        if (nx && node_cmp(nx, key, klen, seq) < 0) {
+            x = nx;
+            continue;
+        }
+        if (prev)
+            prev[level] = x;
+        if (level == 0)
+            return nx;
+        level--;
+    }
+}
+
+static int random_height(memtable_t *mt)
+{
+    int h = 1;
+    while (h < MAX_HEIGHT) {
+        mt->rnd ^= mt->rnd << 13;
+        mt->rnd ^= mt->rnd >> 7;
+        mt->rnd ^= mt->rnd << 17;
+        if ((mt->rnd & 3) != 0)
+            break;
+        h++;
+    }
+    return h;
+}
+
+apr_status_t mt_add(memtable_t *mt, const kv_ent_t *e)
+{
+    node_t *prev[MAX_HEIGHT];
+    int h = random_height(mt);
+    size_t vlen = e->type == ENT_PUT ? e->vlen : 0;
+    node_t *n = arena_alloc(mt, sizeof(node_t) + (size_t)h * sizeof(node_t *) + e->klen + vlen);
+    if (!n)
+        return APR_ENOMEM;
+    n->seq = e->seq;
+    n->expire = e->expire;
+    n->klen = (uint32_t)e->klen;
+    n->vlen = (uint32_t)vlen;
+    n->type = e->type;
+    n->height = (uint8_t)h;
+    memcpy(node_key(n), e->key, e->klen);
+    if (vlen)
+        memcpy(node_key(n) + e->klen, e->val, vlen);
+    find_ge(mt, e->key, e->klen, e->seq, prev);
+    int cur = __atomic_load_n(&mt->height, __ATOMIC_RELAXED);
+    for (int i = cur; i < h; i++)
+        prev[i] = mt->head;
+    for (int i = 0; i < h; i++) {
+        /* The node's own link first (nobody sees it yet), then publish. */
+        __atomic_store_n(&n->next[i], next_of(prev[i], i), __ATOMIC_RELAXED);
+        __atomic_store_n(&prev[i]->next[i], n, __ATOMIC_RELEASE);
+    }
+    if (h > cur)
+        __atomic_store_n(&mt->height, h, __ATOMIC_RELEASE);
+    __atomic_fetch_add(&mt->count, 1, __ATOMIC_RELAXED);
+    return APR_SUCCESS;
+}
+
+static void fill(node_t *n, kv_ent_t *out)
+{
+    out->key = node_key(n);
+    out->klen = n->klen;
+    out->val = n->type == ENT_PUT ? node_key(n) + n->klen : NULL;
+    out->vlen = n->vlen;
+    out->seq = n->seq;
+    out->expire = n->expire;
+    out->type = n->type;
+}
+
+int mt_get(memtable_t *mt, const char *key, size_t klen, uint64_t max_seq, kv_ent_t *out)
+{
+    node_t *n = find_ge(mt, key, klen, max_seq, NULL);
+    if (!n || key_cmp(node_key(n), n->klen, key, klen) != 0)
+        return 0;
+    fill(n, out);
+    return 1;
+}
+
+void mt_iter_init(mt_iter_t *it, memtable_t *mt)
+{
+    it->mt = mt;
+    it->node = NULL;
+}
+
+void mt_iter_seek_first(mt_iter_t *it)
+{
+    it->node = next_of(it->mt->head, 0);
+}
+
+void mt_iter_seek(mt_iter_t *it, const char *key, size_t klen)
+{
+    it->node = find_ge(it->mt, key, klen, UINT64_MAX, NULL);
+}
+
+int mt_iter_valid(const mt_iter_t *it)
+{
+    return it->node != NULL;
+}
+
+void mt_iter_next(mt_iter_t *it)
+{
+    it->node = next_of(it->node, 0);
+}
+
+void mt_iter_entry(const mt_iter_t *it, kv_ent_t *out)
+{
+    fill(it->node, out);
+}

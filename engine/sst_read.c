@@ -1,0 +1,431 @@
+/* sst_read.c -- reading SST files (sst.h).  sst_open verifies the header,
+ * footer, index and bloom filter and keeps the last two in memory; data
+ * blocks are read with pread and checked against their CRC before any
+ * byte is parsed, with every length bounds-checked, so a damaged file
+ * gives KV_CORRUPT and never a crash.  Safe for concurrent readers. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include "sst.h"
+#include "sst_format.h"
+#include "bloom.h"
+#include "coding.h"
+#include "crc32c.h"
+#include "fileio.h"
+#include "kvlsm.h"
+
+typedef struct {
+    const char *last;      /* into the index buffer */
+    size_t last_len;
+    uint64_t off;
+    uint32_t len;          /* body bytes, without the CRC */
+} blk_t;
+
+struct sst {
+    int refs;
+    int fd;
+    uint64_t number, file_bytes, entries;
+    char *index;           /* index block body */
+    blk_t *blocks;
+    uint32_t nblocks;
+    char *bloom;
+    size_t bloom_len;
+};
+
+/* Read a block and check its CRC.  *buf is reused/grown (malloc). */
+static apr_status_t read_block(const sst_t *t, uint64_t off, uint32_t len,
+                               char **buf, size_t *cap)
+{
+    size_t need = (size_t)len + SST_TRAILER;
+    if (need > *cap) {
+        char *b = realloc(*buf, need);
+        if (!b)
+            return APR_ENOMEM;
+        *buf = b;
+        *cap = need;
+    }
+    apr_status_t rv = fio_pread_full(t->fd, *buf, need, off);
+    if (rv == APR_EOF)
+        return KV_CORRUPT;
+    if (rv)
+        return rv;
+    if (crc32c(*buf, len) != get_u32(*buf + len))
+        return KV_CORRUPT;
+    return APR_SUCCESS;
+}
+
+static void sst_free(sst_t *t)
+{
+    if (t->fd >= 0)
+        close(t->fd);
+    free(t->index);
+    free(t->blocks);
+    free(t->bloom);
+    free(t);
+}
+
+apr_status_t sst_open(sst_t **tp, const char *path, uint64_t number)
+{
+    sst_t *t = calloc(1, sizeof(*t));
+    if (!t)
+        return APR_ENOMEM;
+    t->refs = 1;
+    t->number = number;
+    t->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (t->fd < 0) {
+        apr_status_t rv = APR_FROM_OS_ERROR(errno);
+        free(t);
+        return rv;
+    }
+    apr_status_t rv = fio_file_size(t->fd, &t->file_bytes);
+    char h[SST_HEADER], f[SST_FOOTER];
+    if (!rv && t->file_bytes < SST_HEADER + SST_FOOTER)
+        rv = KV_CORRUPT;
+    if (!rv)
+        rv = fio_pread_full(t->fd, h, sizeof h, 0);
+    if (!rv)
+        rv = fio_pread_full(t->fd, f, sizeof f, t->file_bytes - SST_FOOTER);
+    if (rv == APR_EOF)
+        rv = KV_CORRUPT;
+    if (!rv && (memcmp(h, SST_MAGIC, 8) != 0 || get_u32(h + 8) != SST_VERSION
+                || crc32c(h, 28) != get_u32(h + 28)
+                || get_u64(f + 48) != SST_MAGIC_U64 || crc32c(f, 56) != get_u32(f + 56)
+                || get_u64(h + 16) != get_u64(f + 24)))
+        rv = KV_CORRUPT;
+    uint64_t index_off = 0, bloom_off = 0, body_end = t->file_bytes - SST_FOOTER;
+    uint32_t index_len = 0, bloom_len = 0;
+    if (!rv) {
+        index_off = get_u64(f);
+        index_len = get_u32(f + 8);
+        bloom_off = get_u64(f + 12);
+        bloom_len = get_u32(f + 20);
+        t->entries = get_u64(f + 24);
+        /* Layout: header, data blocks, index, bloom, footer, in that order. */
+        if (index_off < SST_HEADER || index_len < 4
+            || index_off + index_len + SST_TRAILER != bloom_off
+            || bloom_off + bloom_len + SST_TRAILER != body_end)
+            rv = KV_CORRUPT;
+    }
+    size_t cap = 0;
+    if (!rv)
+        rv = read_block(t, index_off, index_len, &t->index, &cap);
+    if (!rv) {
+        cap = 0;
+        rv = read_block(t, bloom_off, bloom_len, &t->bloom, &cap);
+        t->bloom_len = bloom_len;
+    }
+    if (!rv) {
+        uint32_t n = get_u32(t->index);
+        /* Each index entry takes at least 13 bytes. */
+        if (n > (index_len - 4) / 13 + 1 || (n == 0) != (t->entries == 0))
+            rv = KV_CORRUPT;
+        else if (n && !(t->blocks = calloc(n, sizeof(blk_t))))
+            rv = APR_ENOMEM;
+        const char *p = t->index + 4, *end = t->index + index_len;
+        uint64_t expect = SST_HEADER;
+        for (uint32_t i = 0; !rv && i < n; i++) {
+            uint64_t klen;
+            blk_t *b = &t->blocks[i];
+            if (!(p = get_varint(p, end, &klen)) || klen > (uint64_t)(end - p)
+                || (uint64_t)(end - p) - klen < 12) {
+                rv = KV_CORRUPT;
+                break;
+            }
+            b->last = p;
+            b->last_len = klen;
+            p += klen;
+            b->off = get_u64(p);
+            b->len = get_u32(p + 8);
+            p += 12;
+            /* Blocks are contiguous, in key order, and end where the index starts. */
+            if (b->off != expect || b->len == 0
+                || (i > 0 && key_cmp(t->blocks[i - 1].last, t->blocks[i - 1].last_len,
+                                     b->last, b->last_len) >= 0)) {
+                rv = KV_CORRUPT;
+                break;
+            }
+            expect = b->off + b->len + SST_TRAILER;
+        }
+        if (!rv && (p != end || expect != index_off))
+            rv = KV_CORRUPT;
+        t->nblocks = n;
+    }
+    if (rv) {
+        sst_free(t);
+        return rv;
+    }
+    *tp = t;
+    return APR_SUCCESS;
+}
+
+void sst_ref(sst_t *t)
+{
+    __atomic_fetch_add(&t->refs, 1, __ATOMIC_RELAXED);
+}
+
+void sst_unref(sst_t *t)
+{
+    if (t && __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        sst_free(t);
+}
+
+uint64_t sst_number(const sst_t *t) { return t->number; }
+uint64_t sst_file_bytes(const sst_t *t) { return t->file_bytes; }
+uint64_t sst_entries(const sst_t *t) { return t->entries; }
+
+/* Decode the entry at *p in [p, end); returns the byte after it or NULL. */
+static const char *decode_entry(const char *p, const char *end, kv_ent_t *e)
+{
+    uint64_t klen, vlen, seq, expire;
+    if (!(p = get_varint(p, end, &klen)) || !(p = get_varint(p, end, &vlen))
+        || !(p = get_varint(p, end, &seq)) || p >= end)
+        return NULL;
+    uint8_t type = (uint8_t)*p++;
+    if ((type != ENT_PUT && type != ENT_DEL) || !(p = get_varint(p, end, &expire)))
+        return NULL;
+    if (klen > (uint64_t)(end - p) || vlen > (uint64_t)(end - p) - klen)
+        return NULL;
+    if (type == ENT_DEL && vlen != 0)
+        return NULL;
+    e->key = p;
+    e->klen = klen;
+    e->val = type == ENT_PUT ? p + klen : NULL;
+    e->vlen = vlen;
+    e->seq = seq;
+    e->type = type;
+    e->expire = expire;
+    return p + klen + vlen;
+}
+
+/* Index of the first block whose last key is >= key, or nblocks. */
+static uint32_t find_block(const sst_t *t, const char *key, size_t klen)
+{
+    uint32_t lo = 0, hi = t->nblocks;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (key_cmp(t->blocks[mid].last, t->blocks[mid].last_len, key, klen) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+apr_status_t sst_get(sst_t *t, const char *key, size_t klen, apr_pool_t *pool,
+                     kv_ent_t *out)
+{
+    if (!bloom_may_contain(t->bloom, t->bloom_len, bloom_hash(key, klen)))
+        return KV_NOTFOUND;
+    uint32_t bi = find_block(t, key, klen);
+    if (bi == t->nblocks)
+        return KV_NOTFOUND;
+    char stackbuf[SST_BLOCK_BYTES * 2];
+    char *buf = NULL;
+    size_t cap = 0;
+    const blk_t *b = &t->blocks[bi];
+    apr_status_t rv;
+    if ((size_t)b->len + SST_TRAILER <= sizeof stackbuf) {
+        /* Common case: no allocation on the read path. */
+        rv = fio_pread_full(t->fd, stackbuf, (size_t)b->len + SST_TRAILER, b->off);
+        if (rv == APR_EOF)
+            rv = KV_CORRUPT;
+        if (!rv && crc32c(stackbuf, b->len) != get_u32(stackbuf + b->len))
+            rv = KV_CORRUPT;
+    }
+    else
+        rv = read_block(t, b->off, b->len, &buf, &cap);
+    if (rv) {
+        free(buf);
+        return rv;
+    }
+    const char *p = buf ? buf : stackbuf, *end = p + b->len;
+    rv = KV_NOTFOUND;
+    while (p < end) {
+        kv_ent_t e;
+        if (!(p = decode_entry(p, end, &e))) {
+            rv = KV_CORRUPT;
+            break;
+        }
+        int c = key_cmp(e.key, e.klen, key, klen);
+        if (c > 0)
+            break;
+        if (c == 0) {
+            *out = e;
+            char *k = apr_palloc(pool, e.klen + 1);
+            memcpy(k, e.key, e.klen);
+            k[e.klen] = '\0';
+            char *v = apr_palloc(pool, e.vlen + 1);
+            if (e.vlen)
+                memcpy(v, e.val, e.vlen);
+            v[e.vlen] = '\0';
+            out->key = k;
+            out->val = v;
+            rv = APR_SUCCESS;
+            break;
+        }
+    }
+    free(buf);
+    return rv;
+}
+
+/* ---- iteration ---- */
+
+struct sst_iter {
+    sst_t *t;
+    uint32_t block;        /* the block loaded, or nblocks */
+    char *buf;
+    size_t cap;
+    const char *pos, *end; /* the next entry to decode */
+    kv_ent_t cur;
+    int valid;
+    apr_status_t status;
+};
+
+apr_status_t sst_iter_new(sst_iter_t **itp, sst_t *t)
+{
+    sst_iter_t *it = calloc(1, sizeof(*it));
+    if (!it)
+        return APR_ENOMEM;
+    sst_ref(t);
+    it->t = t;
+    it->block = t->nblocks;
+    *itp = it;
+    return APR_SUCCESS;
+}
+
+void sst_iter_free(sst_iter_t *it)
+{
+    if (!it)
+        return;
+    sst_unref(it->t);
+    free(it->buf);
+    free(it);
+}
+
+static void fail(sst_iter_t *it, apr_status_t rv)
+{
+    it->status = rv;
+    it->valid = 0;
+}
+
+static int load_block(sst_iter_t *it, uint32_t bi)
+{
+    it->block = bi;
+    if (bi >= it->t->nblocks) {
+        it->valid = 0;
+        return 0;
+    }
+    const blk_t *b = &it->t->blocks[bi];
+    apr_status_t rv = read_block(it->t, b->off, b->len, &it->buf, &it->cap);
+    if (rv) {
+        fail(it, rv);
+        return 0;
+    }
+    it->pos = it->buf;
+    it->end = it->buf + b->len;
+    return 1;
+}
+
+/* Decode the next entry, crossing into following blocks as needed. */
+static void advance(sst_iter_t *it)
+{
+    while (it->block < it->t->nblocks && it->pos >= it->end) {
+        if (!load_block(it, it->block + 1))
+            return;
+    }
+    if (it->block >= it->t->nblocks) {
+        it->valid = 0;
+        return;
+    }
+    const char *next = decode_entry(it->pos, it->end, &it->cur);
+    if (!next) {
+        fail(it, KV_CORRUPT);
+        return;
+    }
+    it->pos = next;
+    it->valid = 1;
+}
+
+void sst_iter_seek_first(sst_iter_t *it)
+{
+    it->status = APR_SUCCESS;
+    if (load_block(it, 0))
+        advance(it);
+}
+
+void sst_iter_seek(sst_iter_t *it, const char *key, size_t klen)
+{
+    it->status = APR_SUCCESS;
+    if (!load_block(it, find_block(it->t, key, klen)))
+        return;
+    for (advance(it); it->valid; advance(it))
+        if (key_cmp(it->cur.key, it->cur.klen, key, klen) >= 0)
+            return;
+}
+
+int sst_iter_valid(const sst_iter_t *it)
+{
+    return it->valid;
+}
+
+void sst_iter_next(sst_iter_t *it)
+{
+    if (it->valid)
+        advance(it);
+}
+
+void sst_iter_entry(const sst_iter_t *it, kv_ent_t *out)
+{
+    *out = it->cur;
+}
+
+apr_status_t sst_iter_status(const sst_iter_t *it)
+{
+    return it->status;
+}
+
+apr_status_t sst_verify(sst_t *t)
+{
+    char *buf = NULL;
+    size_t cap = 0;
+    apr_status_t rv = APR_SUCCESS;
+    uint64_t count = 0;
+    const char *prev = NULL;
+    size_t prev_len = 0;
+    char *prevbuf = NULL;
+    for (uint32_t i = 0; i < t->nblocks && !rv; i++) {
+        if ((rv = read_block(t, t->blocks[i].off, t->blocks[i].len, &buf, &cap)))
+            break;
+        const char *p = buf, *end = buf + t->blocks[i].len;
+        kv_ent_t e;
+        while (p < end) {
+            if (!(p = decode_entry(p, end, &e))) {
+                rv = KV_CORRUPT;
+                break;
+            }
+            if (prev && key_cmp(prev, prev_len, e.key, e.klen) >= 0) {
+                rv = KV_CORRUPT;
+                break;
+            }
+            char *nb = realloc(prevbuf, e.klen ? e.klen : 1);
+            if (!nb) {
+                rv = APR_ENOMEM;
+                break;
+            }
+            prevbuf = nb;
+            memcpy(prevbuf, e.key, e.klen);
+            prev = prevbuf;
+            prev_len = e.klen;
+            count++;
+        }
+        if (!rv && key_cmp(prev, prev_len, t->blocks[i].last, t->blocks[i].last_len) != 0)
+            rv = KV_CORRUPT;
+    }
+    if (!rv && count != t->entries)
+        rv = KV_CORRUPT;
+    free(buf);
+    free(prevbuf);
+    return rv;
+}
