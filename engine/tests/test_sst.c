@@ -1,0 +1,227 @@
+/* test_sst.c -- SST files: written and read back across many blocks,
+ * point lookups and scans, binary keys, and damage of any byte or a
+ * truncation reported as corruption, never as wrong data or a crash. */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include "testutil.h"
+#include "sst.h"
+
+static char *dir;
+static apr_pool_t *pool;
+static void setup(void) { pool = tu_pool(); dir = tu_tmpdir(); }
+static void teardown(void) { apr_pool_destroy(pool); tu_rmrf(dir); free(dir); }
+TestSuite(sst, .init = setup, .fini = teardown);
+
+/* Keys "k%08u" for even i only, so odd ones are in-range misses. */
+static void build(const char *path, unsigned n, sst_meta_t *meta)
+{
+    sst_builder_t *b;
+    cr_assert_eq(sst_builder_open(&b, path), APR_SUCCESS);
+    for (unsigned i = 0; i < n; i++) {
+        char k[32], v[200];
+        snprintf(k, sizeof k, "k%08u", 2 * i);
+        size_t vn = tu_val(v, sizeof v, k, i);
+        kv_ent_t e = { k, strlen(k), v, vn, 100 + i, 0, ENT_PUT };
+        if (i % 10 == 9) {
+            e.type = ENT_DEL;
+            e.val = NULL;
+            e.vlen = 0;
+        }
+        cr_assert_eq(sst_builder_add(b, &e), APR_SUCCESS);
+    }
+    cr_assert_eq(sst_builder_finish(b, meta), APR_SUCCESS);
+}
+
+Test(sst, roundtrip_many_blocks)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/000001.sst", dir);
+    sst_meta_t meta;
+    build(path, 5000, &meta);
+    cr_assert_eq(meta.entries, 5000);
+    cr_assert_eq(meta.min_seq, 100);
+    cr_assert_eq(meta.max_seq, 5099);
+    cr_assert_eq(memcmp(meta.smallest, "k00000000", 9), 0);
+    cr_assert_eq(memcmp(meta.largest, "k00009998", 9), 0);
+    sst_t *t;
+    cr_assert_eq(sst_open(&t, path, 1), APR_SUCCESS);
+    cr_assert_eq(sst_entries(t), 5000);
+    cr_assert_eq(sst_verify(t), APR_SUCCESS);
+    for (unsigned i = 0; i < 5000; i++) {
+        char k[32], v[200];
+        snprintf(k, sizeof k, "k%08u", 2 * i);
+        kv_ent_t e;
+        cr_assert_eq(sst_get(t, k, strlen(k), pool, &e), APR_SUCCESS, "%s", k);
+        cr_assert_eq(e.seq, 100 + i);
+        if (i % 10 == 9) {
+            cr_assert_eq(e.type, ENT_DEL);
+            continue;
+        }
+        size_t vn = tu_val(v, sizeof v, k, i);
+        cr_assert_eq(e.type, ENT_PUT);
+        cr_assert_eq(e.vlen, vn);
+        cr_assert_eq(memcmp(e.val, v, vn), 0);
+        snprintf(k, sizeof k, "k%08u", 2 * i + 1);
+        cr_assert_eq(sst_get(t, k, strlen(k), pool, &e), KV_NOTFOUND);
+    }
+    kv_ent_t e;
+    cr_assert_eq(sst_get(t, TU_STR("a"), pool, &e), KV_NOTFOUND);
+    cr_assert_eq(sst_get(t, TU_STR("z"), pool, &e), KV_NOTFOUND);
+    sst_unref(t);
+    sst_meta_free(&meta);
+}
+
+Test(sst, iter_seek_between_keys_and_scan_all)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/000002.sst", dir);
+    sst_meta_t meta;
+    build(path, 3000, &meta);
+    sst_meta_free(&meta);
+    sst_t *t;
+    cr_assert_eq(sst_open(&t, path, 2), APR_SUCCESS);
+    sst_iter_t *it;
+    cr_assert_eq(sst_iter_new(&it, t), APR_SUCCESS);
+    unsigned n = 0;
+    for (sst_iter_seek_first(it); sst_iter_valid(it); sst_iter_next(it)) {
+        kv_ent_t e;
+        char k[32];
+        sst_iter_entry(it, &e);
+        snprintf(k, sizeof k, "k%08u", 2 * n);
+        cr_assert_eq(e.klen, strlen(k));
+        cr_assert_eq(memcmp(e.key, k, e.klen), 0);
+        n++;
+    }
+    cr_assert_eq(sst_iter_status(it), APR_SUCCESS);
+    cr_assert_eq(n, 3000);
+    /* An odd key lands on the next even one. */
+    sst_iter_seek(it, TU_STR("k00001001"));
+    cr_assert(sst_iter_valid(it));
+    kv_ent_t e;
+    sst_iter_entry(it, &e);
+    cr_assert_eq(memcmp(e.key, "k00001002", 9), 0);
+    sst_iter_seek(it, TU_STR("zzz"));
+    cr_assert(!sst_iter_valid(it));
+    sst_iter_free(it);
+    sst_unref(t);
+}
+
+Test(sst, keys_must_increase)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/000003.sst", dir);
+    sst_builder_t *b;
+    cr_assert_eq(sst_builder_open(&b, path), APR_SUCCESS);
+    kv_ent_t e = { "b", 1, "v", 1, 1, 0, ENT_PUT };
+    cr_assert_eq(sst_builder_add(b, &e), APR_SUCCESS);
+    e.key = "a";
+    cr_assert_eq(sst_builder_add(b, &e), KV_INVALID);
+    e.key = "b";
+    cr_assert_eq(sst_builder_add(b, &e), KV_INVALID, "duplicates refused");
+    sst_builder_abandon(b);
+    cr_assert_neq(access(path, F_OK), 0, "abandon removes the file");
+}
+
+Test(sst, binary_keys_and_large_values)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/000004.sst", dir);
+    sst_builder_t *b;
+    cr_assert_eq(sst_builder_open(&b, path), APR_SUCCESS);
+    size_t big = 1 << 20;
+    char *val = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        val[i] = (char)(i * 7);
+    char k1[] = { 0, 0, 1 }, k2[] = { 0, 0, 1, 0 }, k3[] = { (char)0xff };
+    kv_ent_t e1 = { k1, 3, val, 10, 1, 0, ENT_PUT };
+    kv_ent_t e2 = { k2, 4, val, big, 2, 0, ENT_PUT };
+    kv_ent_t e3 = { k3, 1, "", 0, 3, 0, ENT_PUT };
+    cr_assert_eq(sst_builder_add(b, &e1), APR_SUCCESS);
+    cr_assert_eq(sst_builder_add(b, &e2), APR_SUCCESS);
+    cr_assert_eq(sst_builder_add(b, &e3), APR_SUCCESS);
+    sst_meta_t meta;
+    cr_assert_eq(sst_builder_finish(b, &meta), APR_SUCCESS);
+    sst_meta_free(&meta);
+    sst_t *t;
+    cr_assert_eq(sst_open(&t, path, 4), APR_SUCCESS);
+    kv_ent_t e;
+    cr_assert_eq(sst_get(t, k2, 4, pool, &e), APR_SUCCESS);
+    cr_assert_eq(e.vlen, big);
+    cr_assert_eq(memcmp(e.val, val, big), 0);
+    cr_assert_eq(sst_get(t, k3, 1, pool, &e), APR_SUCCESS);
+    cr_assert_eq(e.vlen, 0);
+    cr_assert_eq(sst_get(t, k1, 2, pool, &e), KV_NOTFOUND, "a prefix is another key");
+    cr_assert_eq(sst_verify(t), APR_SUCCESS);
+    sst_unref(t);
+    free(val);
+}
+
+/* Flip each byte of a small file in turn: open, every get, a full scan and
+ * verify must either report corruption or return exactly the right data. */
+Test(sst, every_flipped_byte_is_detected_or_harmless, .timeout = 120)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/000005.sst", dir);
+    sst_meta_t meta;
+    build(path, 150, &meta);
+    sst_meta_free(&meta);
+    int fd = open(path, O_RDWR);
+    struct stat st;
+    fstat(fd, &st);
+    int detected = 0;
+    for (off_t i = 0; i < st.st_size; i++) {
+        unsigned char c, x;
+        pread(fd, &c, 1, i);
+        x = c ^ 0x5a;
+        pwrite(fd, &x, 1, i);
+        sst_t *t;
+        apr_status_t rv = sst_open(&t, path, 5);
+        if (rv == APR_SUCCESS) {
+            int bad = sst_verify(t) == KV_CORRUPT;
+            for (unsigned j = 0; j < 150; j++) {
+                char k[32], v[200];
+                kv_ent_t e;
+                snprintf(k, sizeof k, "k%08u", 2 * j);
+                apr_status_t g = sst_get(t, k, strlen(k), pool, &e);
+                if (g == KV_CORRUPT) {
+                    bad = 1;
+                    continue;
+                }
+                /* The bloom filter may only be damaged into a miss. */
+                if (g == KV_NOTFOUND)
+                    continue;
+                cr_assert_eq(g, APR_SUCCESS);
+                if (j % 10 != 9) {
+                    size_t vn = tu_val(v, sizeof v, k, j);
+                    cr_assert_eq(e.vlen, vn, "byte %ld: wrong value length", (long)i);
+                    cr_assert_eq(memcmp(e.val, v, vn), 0, "byte %ld: wrong value", (long)i);
+                }
+            }
+            detected += bad;
+            sst_unref(t);
+        }
+        else {
+            cr_assert_eq(rv, KV_CORRUPT, "byte %ld: %d", (long)i, rv);
+            detected++;
+        }
+        pwrite(fd, &c, 1, i);
+    }
+    close(fd);
+    cr_assert_gt(detected, st.st_size * 9 / 10, "only %d of %ld flips detected", detected, (long)st.st_size);
+}
+
+Test(sst, truncated_file_is_corruption)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/000006.sst", dir);
+    sst_meta_t meta;
+    build(path, 500, &meta);
+    sst_meta_free(&meta);
+    struct stat st;
+    stat(path, &st);
+    for (off_t len = st.st_size - 1; len >= 0; len -= 97) {
+        cr_assert_eq(truncate(path, len), 0);
+        sst_t *t;
+        cr_assert_eq(sst_open(&t, path, 6), KV_CORRUPT, "length %ld", (long)len);
+    }
+}
