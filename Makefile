@@ -1,22 +1,59 @@
 # Makefile -- mod_kvlsm: the engine library, the Apache module, the tests.
-#   make          build engine + module (.libs/mod_kvlsm.so)
-#   make test     engine Criterion tests, then the Apache::Test suite in t/
-#   make asan     the engine tests built with AddressSanitizer
+#   make          build the engine and the module (.libs/mod_kvlsm.so)
+#   make test     engine and request-parser Criterion tests, then the
+#                 Apache::Test suite in t/ against a real Apache
+#   make asan     the Criterion tests built with AddressSanitizer + UBSan
 #   make run      Apache in the foreground on 127.0.0.1:8081, data in ./var
+#   make install  install the module and conf/kvlsm.{load,conf} (a2enmod kvlsm)
 #   make bench    engine vs LevelDB (bench/)
+# `test` and `run` first install missing Debian packages when run as root.
 
 .DEFAULT_GOAL := all
 include engine/engine.mk
 -include bench/bench.mk
 
-.PHONY: all test asan clean
-all: engine
+APXS    ?= apxs
+MODULE  := .libs/mod_kvlsm.so
+MOD_SRC := mod_kvlsm.c http/request.c
+HTTP_TESTS := $(BUILD)/http-tests
 
-test: engine-test
+.PHONY: all module test asan run install deps clean unit-test apache-test
+all: module
+
+module: $(MODULE)
+$(MODULE): $(MOD_SRC) http/request.h engine/kvlsm.h $(ENGINE_LIB)
+	$(APXS) -c -Wc,-std=gnu11 -Wc,-Wall -Wc,-Wextra -Wc,-Werror -Wc,-I. \
+	    -o mod_kvlsm.la $(MOD_SRC) $(ENGINE_LIB) -lcjson
+
+$(HTTP_TESTS): http/request.c http/request.h $(wildcard http/tests/*.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(ENGINE_CFLAGS) -I. -Iengine/tests -o $@ http/request.c $(wildcard http/tests/*.c) \
+	    $(APR_LIBS) -lcjson -lcriterion
+
+deps:
+	@sh tools/deps.sh
+
+unit-test: $(ENGINE_TESTS) $(HTTP_TESTS)
+	$(ENGINE_TESTS) -j2
+	$(HTTP_TESTS) -j2
+
+apache-test: module
+	sh t/run.sh
+
+test: deps
+	$(MAKE) unit-test
+	$(MAKE) apache-test
 
 asan:
-	$(MAKE) BUILD=build/asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	    EXTRA_LDFLAGS="-fsanitize=address,undefined" engine-test
+	$(MAKE) BUILD=build/asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" unit-test
+
+run: deps module
+	sh conf/run.sh
+
+install: module
+	$(APXS) -i -n kvlsm $(MODULE)
+	install -m 644 conf/kvlsm.load conf/kvlsm.conf /etc/apache2/mods-available/
+	@echo "now: a2enmod kvlsm && mkdir -p /var/lib/apache2/kvlsm && systemctl restart apache2"
 
 clean:
-	rm -rf build .libs *.la *.lo *.slo *.o
+	rm -rf build .libs http/.libs *.la *.lo *.slo http/*.lo http/*.slo http/*.o *.o var t/logs

@@ -1,0 +1,45 @@
+/* request.h -- turning HTTP request bits into engine arguments: form
+ * decoding of the query string, UTF-8 checks, and strict parsing of the
+ * JSON bodies of /set.  Plain C with APR pools and cJSON, no Apache
+ * headers, so it is unit-tested and fuzzed without a server. */
+#ifndef KVLSM_REQUEST_H
+#define KVLSM_REQUEST_H
+
+#include <stddef.h>
+#include <apr_pools.h>
+
+/* Find the first parameter `name` in a query string and decode it as a
+ * form would encode it ('+' is a space, %XX a byte).  Returns 1 and sets
+ * *out and *len (a NUL-terminated copy in p), 0 if absent, -1 if its %-escapes
+ * are malformed. */
+int kvr_query_param(apr_pool_t *p, const char *args, const char *name,
+                    char **out, size_t *len);
+
+/* 1 if s[0..n) is well-formed UTF-8 (no overlongs, surrogates or code
+ * points past U+10FFFF) with no NUL byte, else 0. */
+int kvr_text_ok(const char *s, size_t n);
+
+/* A parsed /set body. */
+typedef struct {
+    const char *key;
+    size_t klen;
+    const char *val;
+    size_t vlen;
+    int has_ttl;
+    long long ttl;
+} kvr_set_t;
+
+/* Parse a /set body: exactly one JSON object, nothing after it but
+ * whitespace, with string "key" (non-empty) and string "value", and an
+ * optional "ttl" (whole seconds >= 1).  Rejects raw NUL bytes, invalid
+ * UTF-8 and \u0000 escapes (cJSON would silently cut the string there).
+ * Returns NULL on success, else a message for a 400 answer (out->key is
+ * set when a valid key was read, so the answer can name it). */
+const char *kvr_parse_set(apr_pool_t *p, const char *body, size_t len,
+                          kvr_set_t *out);
+
+/* JSON helpers for answers, allocated in p. */
+char *kvr_json_kv(apr_pool_t *p, const char *k1, const char *v1, size_t v1len,
+                  const char *k2, const char *v2, size_t v2len);
+
+#endif

@@ -1,0 +1,95 @@
+/* test_request.c -- the request parser: query-string decoding, UTF-8
+ * checks and strict /set bodies, including every malformed shape the
+ * HTTP tests also send. */
+#include <criterion/criterion.h>
+#include <apr_general.h>
+#include <string.h>
+#include "http/request.h"
+
+static apr_pool_t *p;
+static void setup(void) { apr_initialize(); apr_pool_create(&p, NULL); }
+static void teardown(void) { apr_pool_destroy(p); }
+TestSuite(query, .init = setup, .fini = teardown);
+TestSuite(body, .init = setup, .fini = teardown);
+TestSuite(utf8, .init = setup, .fini = teardown);
+
+Test(query, form_decoding_and_first_key_wins)
+{
+    char *v;
+    size_t n;
+    cr_assert_eq(kvr_query_param(p, "key=a+b%20c%2B", "key", &v, &n), 1);
+    cr_assert_eq(n, 6);
+    cr_assert_str_eq(v, "a b c+");
+    cr_assert_eq(kvr_query_param(p, "x=1&key=first&key=second", "key", &v, &n), 1);
+    cr_assert_str_eq(v, "first");
+    cr_assert_eq(kvr_query_param(p, "k%65y=enc", "key", &v, &n), 1, "encoded names count");
+    cr_assert_str_eq(v, "enc");
+    cr_assert_eq(kvr_query_param(p, "keys=1&akey=2", "key", &v, &n), 0);
+    cr_assert_eq(kvr_query_param(p, NULL, "key", &v, &n), 0);
+    cr_assert_eq(kvr_query_param(p, "key", "key", &v, &n), 1);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(kvr_query_param(p, "key=%zz", "key", &v, &n), -1);
+    cr_assert_eq(kvr_query_param(p, "key=abc%4", "key", &v, &n), -1);
+    cr_assert_eq(kvr_query_param(p, "key=%00", "key", &v, &n), 1);
+    cr_assert_eq(n, 1, "a NUL decodes; the caller rejects it");
+}
+
+Test(utf8, accepts_valid_and_rejects_malformed)
+{
+    cr_assert(kvr_text_ok("plain", 5));
+    cr_assert(kvr_text_ok("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9));
+    cr_assert(!kvr_text_ok("a\0b", 3), "NUL");
+    cr_assert(!kvr_text_ok("\xc3", 1), "truncated");
+    cr_assert(!kvr_text_ok("\xc0\xaf", 2), "overlong");
+    cr_assert(!kvr_text_ok("\xed\xa0\x80", 3), "surrogate");
+    cr_assert(!kvr_text_ok("\xf4\x90\x80\x80", 4), "past U+10FFFF");
+    cr_assert(!kvr_text_ok("\xff", 1));
+    cr_assert(!kvr_text_ok("\x80", 1), "stray continuation");
+}
+
+static const char *parse(const char *body, kvr_set_t *s)
+{
+    return kvr_parse_set(p, body, strlen(body), s);
+}
+
+Test(body, valid_bodies)
+{
+    kvr_set_t s;
+    cr_assert_null(parse("{\"key\":\"k\",\"value\":\"v\"}", &s));
+    cr_assert_str_eq(s.key, "k");
+    cr_assert_str_eq(s.val, "v");
+    cr_assert_null(parse(" {\"value\":\"\",\"key\":\"\\u00e9\\n\"} \n", &s));
+    cr_assert_eq(s.klen, 3);
+    cr_assert_eq(s.vlen, 0);
+    cr_assert_null(parse("{\"key\":\"k\",\"value\":\"v\",\"ttl\":30}", &s));
+    cr_assert(s.has_ttl);
+    cr_assert_eq(s.ttl, 30);
+    cr_assert_null(parse("{\"key\":\"a\\\\u0000\",\"value\":\"x\"}", &s), "an escaped backslash is not a NUL escape");
+    cr_assert_eq(s.klen, 7);
+}
+
+Test(body, malformed_bodies_are_rejected)
+{
+    kvr_set_t s;
+    const char *bad[] = {
+        "", "{", "[]", "\"str\"", "42", "null",
+        "{\"key\":\"k\",\"value\":\"v\"} x", "{\"key\":\"k\",\"value\":\"v\"}{}",
+        "{\"value\":\"v\"}", "{\"key\":\"\",\"value\":\"v\"}", "{\"key\":1,\"value\":\"v\"}",
+        "{\"key\":\"k\"}", "{\"key\":\"k\",\"value\":1}", "{\"key\":\"k\",\"value\":null}",
+        "{\"key\":\"k\",\"value\":{}}", "{\"key\":\"a\\u0000b\",\"value\":\"v\"}",
+        "{\"key\":\"k\",\"value\":\"\\u0000\"}", "{\"key\":\"k\",\"value\":\"\xff\"}",
+        "{\"key\":\"\\ud800\",\"value\":\"v\"}",
+        "{\"key\":\"k\",\"value\":\"v\",\"ttl\":0}", "{\"key\":\"k\",\"value\":\"v\",\"ttl\":1.5}",
+        "{\"key\":\"k\",\"value\":\"v\",\"ttl\":\"10\"}", "{\"key\":\"k\",\"value\":\"v\",\"ttl\":-3}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_assert_not_null(parse(bad[i], &s), "accepted: %s", bad[i]);
+    const char nul[] = "{\"key\":\"k\0\",\"value\":\"v\"}";
+    cr_assert_not_null(kvr_parse_set(p, nul, sizeof nul - 1, &s), "raw NUL byte");
+}
+
+Test(body, answers_are_json)
+{
+    char *j = kvr_json_kv(p, "key", "a\"b", 3, "value", "\xc3\xa9\n", 3);
+    cr_assert_str_eq(j, "{\"key\":\"a\\\"b\",\"value\":\"\xc3\xa9\\n\"}");
+}

@@ -1,0 +1,601 @@
+/* mod_kvlsm.c -- Apache glue for the kvlsm store: the KVLSM* directives,
+ * the hooks (post_config prepares data directories, child_init opens the
+ * engine in each child, map_to_storage keeps the store's URLs off the
+ * filesystem) and the `kvlsm` handler that maps GET /get, POST /set and
+ * DELETE /del onto the engine.  Storage lives in engine/, request parsing
+ * in http/request.c. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "ap_expr.h"
+#include "unixd.h"
+#include "apr_hash.h"
+#include "apr_strings.h"
+#include "apr_lib.h"
+
+#include "engine/kvlsm.h"
+#include "http/request.h"
+
+module AP_MODULE_DECLARE_DATA kvlsm_module;
+
+#define KVLSM_HANDLER "kvlsm"
+/* JSON may spell a byte as \u00XX: six bytes on the wire for one stored. */
+#define JSON_INFLATION 6
+#define BODY_SLACK 1024
+
+typedef struct {
+    const char *data_dir;
+    apr_size_t memtable_bytes;
+    int sync_mode;               /* kv_sync_mode_e, -1 unset */
+    apr_int64_t sync_interval_ms;
+    apr_int64_t max_key_bytes;
+    apr_int64_t max_value_bytes;
+} kvlsm_server_conf;
+
+/* Where <Location> mounted the store (NULL: the whole host). */
+typedef struct {
+    const char *location;
+} kvlsm_dir_conf;
+
+/* This child's open stores, by data directory. */
+static apr_hash_t *open_stores;
+
+/* ---- configuration ------------------------------------------------- */
+
+static void *create_kvlsm_server_config(apr_pool_t *p, server_rec *s)
+{
+    (void)s;
+    kvlsm_server_conf *c = apr_pcalloc(p, sizeof(*c));
+    c->sync_mode = -1;
+    c->sync_interval_ms = -1;
+    c->max_key_bytes = -1;
+    c->max_value_bytes = -1;
+    return c;
+}
+
+static void *merge_kvlsm_server_config(apr_pool_t *p, void *basev, void *addv)
+{
+    kvlsm_server_conf *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof(*c));
+    c->data_dir = add->data_dir ? add->data_dir : base->data_dir;
+    c->memtable_bytes = add->memtable_bytes ? add->memtable_bytes : base->memtable_bytes;
+    c->sync_mode = add->sync_mode >= 0 ? add->sync_mode : base->sync_mode;
+    c->sync_interval_ms = add->sync_interval_ms >= 0 ? add->sync_interval_ms : base->sync_interval_ms;
+    c->max_key_bytes = add->max_key_bytes >= 0 ? add->max_key_bytes : base->max_key_bytes;
+    c->max_value_bytes = add->max_value_bytes >= 0 ? add->max_value_bytes : base->max_value_bytes;
+    return c;
+}
+
+static void *create_kvlsm_dir_config(apr_pool_t *p, char *dir)
+{
+    kvlsm_dir_conf *c = apr_pcalloc(p, sizeof(*c));
+    c->location = dir ? apr_pstrdup(p, dir) : NULL;
+    return c;
+}
+
+/* The effective engine options of a server (defaults filled in). */
+static kv_options_t server_options(const kvlsm_server_conf *c)
+{
+    kv_options_t o;
+    kv_options_default(&o);
+    if (c->memtable_bytes)
+        o.memtable_bytes = c->memtable_bytes;
+    if (c->sync_mode >= 0)
+        o.sync_mode = (kv_sync_mode_e)c->sync_mode;
+    if (c->sync_interval_ms >= 0)
+        o.sync_interval_ms = (apr_uint32_t)c->sync_interval_ms;
+    if (c->max_key_bytes >= 0)
+        o.max_key_bytes = (apr_size_t)c->max_key_bytes;
+    if (c->max_value_bytes >= 0)
+        o.max_value_bytes = (apr_size_t)c->max_value_bytes;
+    return o;
+}
+
+/* "4096", "64K", "4M", "1G" -> bytes; -1 if malformed. */
+static apr_int64_t parse_size(const char *arg)
+{
+    char *end;
+    errno = 0;
+    apr_int64_t n = apr_strtoi64(arg, &end, 10);
+    if (errno || end == arg || n < 0)
+        return -1;
+    apr_int64_t mul = 1;
+    if (*end == 'K' || *end == 'k')
+        mul = 1024;
+    else if (*end == 'M' || *end == 'm')
+        mul = 1024 * 1024;
+    else if (*end == 'G' || *end == 'g')
+        mul = 1024 * 1024 * 1024;
+    else if (*end != '\0')
+        return -1;
+    if (mul != 1 && end[1] != '\0')
+        return -1;
+    if (n > APR_INT64_MAX / mul)
+        return -1;
+    return n * mul;
+}
+
+static const char *range_error(cmd_parms *cmd, const char *arg, const char *range)
+{
+    return apr_psprintf(cmd->pool, "%s: '%s' is not valid: %s", cmd->cmd->name, arg, range);
+}
+
+static kvlsm_server_conf *sconf(cmd_parms *cmd)
+{
+    return ap_get_module_config(cmd->server->module_config, &kvlsm_module);
+}
+
+static const char *set_data_dir(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    if (!path || !*arg)
+        return apr_psprintf(cmd->pool, "%s: invalid path '%s'", cmd->cmd->name, arg);
+    sconf(cmd)->data_dir = path;
+    return NULL;
+}
+
+static const char *set_memtable_size(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    apr_int64_t n = parse_size(arg);
+    if (n < 64 * 1024 || n > (apr_int64_t)1024 * 1024 * 1024)
+        return range_error(cmd, arg, "give a size from 64K to 1G (bytes, or with a K, M or G suffix)");
+    sconf(cmd)->memtable_bytes = (apr_size_t)n;
+    return NULL;
+}
+
+static const char *set_sync(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    int m;
+    if (!strcasecmp(arg, "always"))
+        m = KV_SYNC_ALWAYS;
+    else if (!strcasecmp(arg, "interval"))
+        m = KV_SYNC_INTERVAL;
+    else if (!strcasecmp(arg, "off"))
+        m = KV_SYNC_OFF;
+    else
+        return range_error(cmd, arg, "use always, interval or off");
+    sconf(cmd)->sync_mode = m;
+    return NULL;
+}
+
+static const char *set_sync_interval(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    apr_int64_t n = parse_size(arg);
+    if (n < 1 || n > 3600000 || !apr_isdigit(arg[strlen(arg) - 1]))
+        return range_error(cmd, arg, "give milliseconds from 1 to 3600000");
+    sconf(cmd)->sync_interval_ms = n;
+    return NULL;
+}
+
+static const char *set_max_key(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    apr_int64_t n = parse_size(arg);
+    if (n < 1 || n > 65535)
+        return range_error(cmd, arg, "give a size from 1 to 65535 bytes");
+    sconf(cmd)->max_key_bytes = n;
+    return NULL;
+}
+
+static const char *set_max_value(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    apr_int64_t n = parse_size(arg);
+    if (n < 1 || n > (apr_int64_t)256 * 1024 * 1024)
+        return range_error(cmd, arg, "give a size from 1 byte to 256M (bytes, or with a K or M suffix)");
+    sconf(cmd)->max_value_bytes = n;
+    return NULL;
+}
+
+/* ---- start-up ------------------------------------------------------ */
+
+/* Make dir exist and belong to (or be writable by) the child user. */
+static apr_status_t prepare_dir(apr_pool_t *p, server_rec *s, const char *dir)
+{
+    apr_status_t rv = apr_dir_make_recursive(dir, APR_FPROT_OS_DEFAULT, p);
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_EEXIST(rv)) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, APLOGNO(10901)
+                     "KVLSMDataDir %s: cannot create the directory", dir);
+        return rv;
+    }
+    if (geteuid() == 0) {
+        /* Children run as User/Group: hand them the directory and what
+         * is in it (the engine keeps no subdirectories). */
+        uid_t uid = ap_unixd_config.user_id;
+        gid_t gid = ap_unixd_config.group_id;
+        if (chown(dir, uid, gid) < 0) {
+            rv = APR_FROM_OS_ERROR(errno);
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, APLOGNO(10902)
+                         "KVLSMDataDir %s: cannot give it to the child user %s",
+                         dir, ap_unixd_config.user_name);
+            return rv;
+        }
+        apr_dir_t *d;
+        apr_finfo_t fi;
+        if (apr_dir_open(&d, dir, p) == APR_SUCCESS) {
+            while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d) == APR_SUCCESS) {
+                if (fi.filetype != APR_REG)
+                    continue;
+                const char *f = apr_pstrcat(p, dir, "/", fi.name, NULL);
+                if (chown(f, uid, gid) < 0)
+                    ap_log_error(APLOG_MARK, APLOG_WARNING, APR_FROM_OS_ERROR(errno), s,
+                                 APLOGNO(10903) "KVLSMDataDir: cannot chown %s", f);
+            }
+            apr_dir_close(d);
+        }
+    }
+    else if (access(dir, W_OK | X_OK) < 0) {
+        rv = APR_FROM_OS_ERROR(errno);
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, APLOGNO(10904)
+                     "KVLSMDataDir %s: not writable by the user Apache runs as", dir);
+        return rv;
+    }
+    return APR_SUCCESS;
+}
+
+static int kvlsm_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                             apr_pool_t *ptemp, server_rec *s)
+{
+    (void)plog;
+    /* The first pass only checks the configuration: do nothing yet. */
+    void *data = NULL;
+    const char *key = "kvlsm_post_config";
+    apr_pool_userdata_get(&data, key, s->process->pool);
+    if (!data) {
+        apr_pool_userdata_set((const void *)1, key, apr_pool_cleanup_null, s->process->pool);
+        if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
+            return OK;
+    }
+    (void)pconf;
+    apr_hash_t *seen = apr_hash_make(ptemp);
+    for (server_rec *v = s; v; v = v->next) {
+        kvlsm_server_conf *c = ap_get_module_config(v->module_config, &kvlsm_module);
+        if (!c->data_dir || apr_hash_get(seen, c->data_dir, APR_HASH_KEY_STRING))
+            continue;
+        apr_hash_set(seen, c->data_dir, APR_HASH_KEY_STRING, c);
+        if (prepare_dir(ptemp, v, c->data_dir) != APR_SUCCESS)
+            return HTTP_INTERNAL_SERVER_ERROR;
+        kv_options_t o = server_options(c);
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, v, APLOGNO(10905)
+                     "kvlsm: store %s for %s:%u: memtable %" APR_SIZE_T_FMT
+                     " bytes, sync %s (interval %u ms), max key %" APR_SIZE_T_FMT
+                     " bytes, max value %" APR_SIZE_T_FMT " bytes",
+                     c->data_dir, v->server_hostname ? v->server_hostname : "*",
+                     (unsigned)v->port, o.memtable_bytes,
+                     o.sync_mode == KV_SYNC_ALWAYS ? "always"
+                     : o.sync_mode == KV_SYNC_OFF ? "off" : "interval",
+                     (unsigned)o.sync_interval_ms, o.max_key_bytes, o.max_value_bytes);
+    }
+    return OK;
+}
+
+static void kvlsm_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    open_stores = apr_hash_make(pchild);
+    for (server_rec *v = s; v; v = v->next) {
+        kvlsm_server_conf *c = ap_get_module_config(v->module_config, &kvlsm_module);
+        if (!c->data_dir || apr_hash_get(open_stores, c->data_dir, APR_HASH_KEY_STRING))
+            continue;
+        kv_options_t o = server_options(c);
+        kv_db_t *db;
+        /* The engine closes itself (and stops its flush thread) in a
+         * cleanup of pchild when the child exits. */
+        apr_status_t rv = kv_db_open(&db, c->data_dir, &o, pchild);
+        if (rv != APR_SUCCESS) {
+            char buf[256];
+            ap_log_error(APLOG_MARK, APLOG_ERR, rv, v, APLOGNO(10906)
+                         "kvlsm: cannot open the store in %s: %s; requests get 503",
+                         c->data_dir, kv_strerror(rv, buf, sizeof buf));
+            continue;
+        }
+        apr_hash_set(open_stores, c->data_dir, APR_HASH_KEY_STRING, db);
+    }
+}
+
+/* ---- requests --------------------------------------------------------*/
+
+/* Is this request for a location with SetHandler kvlsm?  Evaluated before
+ * the directory walk so the store's URLs never touch the filesystem. */
+static int kvlsm_map_to_storage(request_rec *r)
+{
+    int rv = ap_location_walk(r);
+    if (rv != OK)
+        return rv;
+    core_dir_config *d = ap_get_core_module_config(r->per_dir_config);
+    if (!d->expr_handler)
+        return DECLINED;
+    const char *err = NULL;
+    const char *h = ap_expr_str_exec(r, d->expr_handler, &err);
+    if (err || !h || strcmp(h, KVLSM_HANDLER) != 0)
+        return DECLINED;
+    /* No file behind these URLs: skip <Directory> and file walks. */
+    return OK;
+}
+
+static int send_json(request_rec *r, int status, const char *json)
+{
+    r->status = status;
+    ap_set_content_type(r, "application/json");
+    apr_table_setn(r->headers_out, "X-KVLSM-Pid", apr_psprintf(r->pool, "%ld", (long)getpid()));
+    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    size_t n = strlen(json);
+    ap_set_content_length(r, (apr_off_t)n + 1);
+    ap_rwrite(json, (int)n, r);
+    ap_rputc('\n', r);
+    /* Returning OK with r->status set sends our body with that status. */
+    return OK;
+}
+
+static int send_error(request_rec *r, int status, const char *msg,
+                      const char *key, size_t klen)
+{
+    char *json = key ? kvr_json_kv(r->pool, "error", msg, strlen(msg), "key", key, klen)
+                     : kvr_json_kv(r->pool, "error", msg, strlen(msg), NULL, NULL, 0);
+    return send_json(r, status, json ? json : "{\"error\":\"out of memory\"}");
+}
+
+/* Engine failures: log them, and answer without leaking internals. */
+static int engine_error(request_rec *r, apr_status_t rv, const char *what,
+                        const char *key, size_t klen)
+{
+    char buf[256];
+    if (APR_STATUS_IS_ENOSPC(rv)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, APLOGNO(10907)
+                      "kvlsm: %s failed: no space left", what);
+        return send_error(r, HTTP_INSUFFICIENT_STORAGE, "no space left on the store's disk", key, klen);
+    }
+    if (rv == KV_TOOLARGE)
+        return send_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE, "key or value too large", key, klen);
+    if (rv == KV_CLOSED)
+        return send_error(r, HTTP_SERVICE_UNAVAILABLE, "store unavailable", key, klen);
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, APLOGNO(10908)
+                  "kvlsm: %s failed: %s", what, kv_strerror(rv, buf, sizeof buf));
+    return send_error(r, HTTP_INTERNAL_SERVER_ERROR,
+                      rv == KV_CORRUPT ? "store data is damaged" : "internal store error",
+                      key, klen);
+}
+
+static int method_not_allowed(request_rec *r, const char *allow)
+{
+    apr_table_setn(r->err_headers_out, "Allow", allow);
+    apr_table_setn(r->headers_out, "Allow", allow);
+    return send_error(r, HTTP_METHOD_NOT_ALLOWED,
+                      apr_psprintf(r->pool, "method %s not allowed here; use %s", r->method, allow),
+                      NULL, 0);
+}
+
+/* A rejected request: status and message for the JSON answer. */
+typedef struct {
+    int status;
+    const char *msg;
+} reject_t;
+
+static int reject(reject_t *rj, int status, const char *msg)
+{
+    rj->status = status;
+    rj->msg = msg;
+    return 0;
+}
+
+/* The key from ?key=..., checked.  1 if good, else 0 with *rj filled. */
+static int query_key(request_rec *r, const kv_options_t *o, char **key, size_t *klen,
+                     reject_t *rj)
+{
+    int found = kvr_query_param(r->pool, r->args, "key", key, klen);
+    if (found < 0)
+        return reject(rj, HTTP_BAD_REQUEST, "malformed %-escape in key");
+    if (found == 0 || *klen == 0)
+        return reject(rj, HTTP_BAD_REQUEST, "missing key: use ?key=...");
+    if (!kvr_text_ok(*key, *klen))
+        return reject(rj, HTTP_BAD_REQUEST, "key must be valid UTF-8 without U+0000");
+    if (*klen > o->max_key_bytes)
+        return reject(rj, HTTP_REQUEST_ENTITY_TOO_LARGE,
+                      apr_psprintf(r->pool, "key longer than %" APR_SIZE_T_FMT " bytes",
+                                   o->max_key_bytes));
+    return 1;
+}
+
+/* Read the whole body, at most limit bytes (and LimitRequestBody).
+ * 1 if read, else 0 with *rj filled. */
+static int read_body(request_rec *r, apr_size_t limit, char **body, apr_size_t *len,
+                     reject_t *rj)
+{
+    apr_off_t max = ap_get_limit_req_body(r);
+    if (max > 0 && (apr_off_t)limit > max)
+        limit = (apr_size_t)max;
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    if (cl && apr_atoi64(cl) > (apr_int64_t)limit)
+        return reject(rj, HTTP_REQUEST_ENTITY_TOO_LARGE, "request body too large");
+    if (ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK) != OK)
+        return reject(rj, HTTP_BAD_REQUEST, "could not read the request body");
+    apr_size_t cap = cl && apr_atoi64(cl) > 0 ? (apr_size_t)apr_atoi64(cl) + 1 : 8192, n = 0;
+    char *buf = apr_palloc(r->pool, cap);
+    if (ap_should_client_block(r)) {
+        for (;;) {
+            if (n + 1 >= cap) {
+                apr_size_t ncap = cap * 2;
+                char *nb = apr_palloc(r->pool, ncap);
+                memcpy(nb, buf, n);
+                buf = nb;
+                cap = ncap;
+            }
+            long got = ap_get_client_block(r, buf + n, cap - n - 1);
+            if (got == 0)
+                break;
+            if (got < 0)
+                return reject(rj, r->status == HTTP_REQUEST_ENTITY_TOO_LARGE
+                                  ? HTTP_REQUEST_ENTITY_TOO_LARGE : HTTP_BAD_REQUEST,
+                              "could not read the request body");
+            n += (apr_size_t)got;
+            if (n > limit)
+                return reject(rj, HTTP_REQUEST_ENTITY_TOO_LARGE, "request body too large");
+        }
+    }
+    buf[n] = '\0';
+    *body = buf;
+    *len = n;
+    return 1;
+}
+
+static int handle_get(request_rec *r, kv_db_t *db, const kv_options_t *o)
+{
+    char *key;
+    size_t klen;
+    reject_t rj;
+    if (!query_key(r, o, &key, &klen, &rj))
+        return send_error(r, rj.status, rj.msg, NULL, 0);
+    kv_value_t v;
+    apr_status_t rv = kv_get(db, key, klen, r->pool, &v);
+    if (rv == KV_NOTFOUND)
+        return send_error(r, HTTP_NOT_FOUND, "not found", key, klen);
+    if (rv != APR_SUCCESS)
+        return engine_error(r, rv, "get", key, klen);
+    if (!kvr_text_ok(v.data, v.len))
+        return engine_error(r, KV_CORRUPT, "get (stored value is not UTF-8 text)", key, klen);
+    apr_table_setn(r->headers_out, "ETag", apr_psprintf(r->pool, "\"%" APR_UINT64_T_FMT "\"", v.seq));
+    return send_json(r, HTTP_OK, kvr_json_kv(r->pool, "key", key, klen, "value", v.data, v.len));
+}
+
+static int handle_set(request_rec *r, kv_db_t *db, const kv_options_t *o)
+{
+    char *body;
+    apr_size_t blen;
+    apr_size_t limit = (o->max_key_bytes + o->max_value_bytes) * JSON_INFLATION + BODY_SLACK;
+    reject_t rj;
+    if (!read_body(r, limit, &body, &blen, &rj))
+        return send_error(r, rj.status, rj.msg, NULL, 0);
+    kvr_set_t s;
+    const char *err = kvr_parse_set(r->pool, body, blen, &s);
+    if (err)
+        return send_error(r, HTTP_BAD_REQUEST, err, s.key, s.klen);
+    if (s.klen > o->max_key_bytes)
+        return send_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE,
+                          apr_psprintf(r->pool, "key longer than %" APR_SIZE_T_FMT " bytes",
+                                       o->max_key_bytes), NULL, 0);
+    if (s.vlen > o->max_value_bytes)
+        return send_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE,
+                          apr_psprintf(r->pool, "value longer than %" APR_SIZE_T_FMT " bytes",
+                                       o->max_value_bytes), s.key, s.klen);
+    kv_write_opts_t wo = { KV_IF_ANY, 0, 0 };
+    if (s.has_ttl)
+        wo.expire_at = (apr_int64_t)apr_time_sec(r->request_time) + s.ttl;
+    apr_uint64_t seq;
+    apr_status_t rv = kv_put(db, s.key, s.klen, s.val, s.vlen, &wo, &seq);
+    if (rv != APR_SUCCESS)
+        return engine_error(r, rv, "set", s.key, s.klen);
+    apr_table_setn(r->headers_out, "ETag", apr_psprintf(r->pool, "\"%" APR_UINT64_T_FMT "\"", seq));
+    return send_json(r, HTTP_OK, kvr_json_kv(r->pool, "key", s.key, s.klen, NULL, NULL, 0));
+}
+
+static int handle_del(request_rec *r, kv_db_t *db, const kv_options_t *o)
+{
+    char *key;
+    size_t klen;
+    reject_t rj;
+    if (!query_key(r, o, &key, &klen, &rj))
+        return send_error(r, rj.status, rj.msg, NULL, 0);
+    kv_value_t old;
+    apr_status_t rv = kv_delete(db, key, klen, NULL, r->pool, &old);
+    if (rv == KV_NOTFOUND)
+        return send_error(r, HTTP_NOT_FOUND, "not found", key, klen);
+    if (rv != APR_SUCCESS)
+        return engine_error(r, rv, "delete", key, klen);
+    return send_json(r, HTTP_OK, kvr_json_kv(r->pool, "key", key, klen, "value", old.data, old.len));
+}
+
+/* The endpoint name: the URI below the mount point. */
+static const char *endpoint(request_rec *r)
+{
+    kvlsm_dir_conf *d = ap_get_module_config(r->per_dir_config, &kvlsm_module);
+    const char *loc = d && d->location ? d->location : "/";
+    size_t n = strlen(loc);
+    while (n > 0 && loc[n - 1] == '/')
+        n--;
+    if (strncmp(r->uri, loc, n) == 0 && (r->uri[n] == '/' || r->uri[n] == '\0'))
+        return r->uri + n;
+    /* A regex mount (<LocationMatch>): take the last path segment. */
+    const char *slash = strrchr(r->uri, '/');
+    return slash ? slash : r->uri;
+}
+
+static int kvlsm_handler(request_rec *r)
+{
+    if (!r->handler || strcmp(r->handler, KVLSM_HANDLER) != 0)
+        return DECLINED;
+    const char *ep = endpoint(r);
+    int which = !strcmp(ep, "/get") ? 1 : !strcmp(ep, "/set") ? 2 : !strcmp(ep, "/del") ? 3 : 0;
+    if (which == 0)
+        return send_error(r, HTTP_NOT_FOUND,
+                          "no such endpoint: use /get, /set or /del", NULL, 0);
+    static const char *allow[] = { NULL, "GET, HEAD", "POST", "DELETE" };
+    int mnum = r->method_number;
+    if ((which == 1 && mnum != M_GET) || (which == 2 && mnum != M_POST)
+        || (which == 3 && mnum != M_DELETE))
+        return method_not_allowed(r, allow[which]);
+    kvlsm_server_conf *c = ap_get_module_config(r->server->module_config, &kvlsm_module);
+    if (!c->data_dir) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APLOGNO(10909)
+                      "kvlsm: SetHandler kvlsm is used but KVLSMDataDir is not set for %s",
+                      r->server->server_hostname);
+        return send_error(r, HTTP_SERVICE_UNAVAILABLE, "store unavailable: no KVLSMDataDir", NULL, 0);
+    }
+    kv_db_t *db = open_stores ? apr_hash_get(open_stores, c->data_dir, APR_HASH_KEY_STRING) : NULL;
+    if (!db)
+        return send_error(r, HTTP_SERVICE_UNAVAILABLE, "store unavailable", NULL, 0);
+    kv_options_t o = server_options(c);
+    if (which == 1)
+        return handle_get(r, db, &o);
+    if (which == 2)
+        return handle_set(r, db, &o);
+    return handle_del(r, db, &o);
+}
+
+/* ---- the module ------------------------------------------------------ */
+
+static const command_rec kvlsm_cmds[] = {
+    AP_INIT_TAKE1("KVLSMDataDir", set_data_dir, NULL, RSRC_CONF,
+                  "Directory of the key-value store (created if missing)"),
+    AP_INIT_TAKE1("KVLSMMemtableSize", set_memtable_size, NULL, RSRC_CONF,
+                  "Memtable flush threshold: 64K to 1G (default 4M)"),
+    AP_INIT_TAKE1("KVLSMSync", set_sync, NULL, RSRC_CONF,
+                  "Durability: always | interval | off (default interval)"),
+    AP_INIT_TAKE1("KVLSMSyncInterval", set_sync_interval, NULL, RSRC_CONF,
+                  "Milliseconds between background fdatasyncs in interval mode (default 1000)"),
+    AP_INIT_TAKE1("KVLSMMaxKeySize", set_max_key, NULL, RSRC_CONF,
+                  "Longest key in bytes, 1 to 65535 (default 4096)"),
+    AP_INIT_TAKE1("KVLSMMaxValueSize", set_max_value, NULL, RSRC_CONF,
+                  "Longest value in bytes, K or M suffix allowed, up to 256M (default 1M)"),
+    { NULL, { NULL }, NULL, 0, 0, NULL }
+};
+
+static void kvlsm_register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    ap_hook_post_config(kvlsm_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(kvlsm_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_map_to_storage(kvlsm_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_handler(kvlsm_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+AP_DECLARE_MODULE(kvlsm) = {
+    STANDARD20_MODULE_STUFF,
+    create_kvlsm_dir_config,
+    NULL,
+    create_kvlsm_server_config,
+    merge_kvlsm_server_config,
+    kvlsm_cmds,
+    kvlsm_register_hooks,
+    AP_MODULE_FLAG_NONE
+};
