@@ -41,11 +41,6 @@ typedef struct {
     apr_int64_t max_value_bytes;
 } kvlsm_server_conf;
 
-/* Where <Location> mounted the store (NULL: the whole host). */
-typedef struct {
-    const char *location;
-} kvlsm_dir_conf;
-
 /* This child's open stores, by data directory. */
 static apr_hash_t *open_stores;
 
@@ -71,13 +66,6 @@ static void *merge_kvlsm_server_config(apr_pool_t *p, void *basev, void *addv)
     c->sync_interval_ms = add->sync_interval_ms >= 0 ? add->sync_interval_ms : base->sync_interval_ms;
     c->max_key_bytes = add->max_key_bytes >= 0 ? add->max_key_bytes : base->max_key_bytes;
     c->max_value_bytes = add->max_value_bytes >= 0 ? add->max_value_bytes : base->max_value_bytes;
-    return c;
-}
-
-static void *create_kvlsm_dir_config(apr_pool_t *p, char *dir)
-{
-    kvlsm_dir_conf *c = apr_pcalloc(p, sizeof(*c));
-    c->location = dir ? apr_pstrdup(p, dir) : NULL;
     return c;
 }
 
@@ -369,7 +357,6 @@ static int engine_error(request_rec *r, apr_status_t rv, const char *what,
 
 static int method_not_allowed(request_rec *r, const char *allow)
 {
-    apr_table_setn(r->err_headers_out, "Allow", allow);
     apr_table_setn(r->headers_out, "Allow", allow);
     return send_error(r, HTTP_METHOD_NOT_ALLOWED,
                       apr_psprintf(r->pool, "method %s not allowed here; use %s", r->method, allow),
@@ -515,11 +502,13 @@ static int handle_del(request_rec *r, kv_db_t *db, const kv_options_t *o)
     return send_json(r, HTTP_OK, kvr_json_kv(r->pool, "key", key, klen, "value", old.data, old.len));
 }
 
-/* The endpoint name: the URI below the mount point. */
+/* The endpoint name: the URI below the mount point.  The mount point is
+ * the path of the innermost section with core directives in it (the one
+ * holding SetHandler kvlsm), as core's merged per-dir config records it. */
 static const char *endpoint(request_rec *r)
 {
-    kvlsm_dir_conf *d = ap_get_module_config(r->per_dir_config, &kvlsm_module);
-    const char *loc = d && d->location ? d->location : "/";
+    core_dir_config *d = ap_get_core_module_config(r->per_dir_config);
+    const char *loc = d && d->d && !d->r && !d->d_is_fnmatch && d->d[0] == '/' ? d->d : "/";
     size_t n = strlen(loc);
     while (n > 0 && loc[n - 1] == '/')
         n--;
@@ -591,7 +580,7 @@ static void kvlsm_register_hooks(apr_pool_t *p)
 
 AP_DECLARE_MODULE(kvlsm) = {
     STANDARD20_MODULE_STUFF,
-    create_kvlsm_dir_config,
+    NULL,
     NULL,
     create_kvlsm_server_config,
     merge_kvlsm_server_config,

@@ -1,0 +1,127 @@
+# KVTest.pm -- helpers for the mod_kvlsm Apache::Test suite: requests with
+# any method to the test server (or another Apache the test started), JSON
+# answers, and standalone Apache instances on free loopback ports that a
+# test starts and stops by PID.
+package KVTest;
+use strict;
+use warnings FATAL => 'all';
+use Exporter 'import';
+use File::Temp qw(tempdir);
+use HTTP::Request;
+use IO::Socket::INET;
+use JSON::PP;
+use LWP::UserAgent;
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(time sleep);
+
+our @EXPORT = qw(base_url req json_of start_apache stop_apache module_path top_dir);
+
+my $json = JSON::PP->new->utf8->canonical;
+
+sub top_dir {
+    require Apache::Test;
+    my $t = Apache::Test::config()->{vars}{t_dir};
+    return "$t/..";
+}
+
+sub module_path { top_dir() . '/.libs/mod_kvlsm.so' }
+
+sub base_url {
+    require Apache::TestRequest;
+    return 'http://' . Apache::TestRequest::hostport(Apache::Test::config());
+}
+
+# req(METHOD, URL, BODY, HEADERS...) -> HTTP::Response.  A fresh connection
+# each time unless a user agent is passed as ua => $ua.
+sub req {
+    my ($method, $url, $body, %h) = @_;
+    my $ua = delete $h{ua} || LWP::UserAgent->new(timeout => 30);
+    $url = base_url() . $url if $url =~ m{^/};
+    my $r = HTTP::Request->new($method, $url, [%h], defined $body ? $body : ());
+    return $ua->request($r);
+}
+
+# Decoded JSON body, or undef if it is not JSON.
+sub json_of {
+    my $res = shift;
+    my $d = eval { $json->decode($res->content) };
+    return $d;
+}
+
+sub free_port {
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                  Proto => 'tcp', Listen => 1, ReuseAddr => 1) or die "socket: $!";
+    my $port = $s->sockport;
+    close $s;
+    return $port;
+}
+
+# start_apache(mpm => 'event'|'prefork', servers => N, extra => "conf lines",
+#              dir => existing dir) -> { pid, port, dir, url, conf }
+sub start_apache {
+    my %o = @_;
+    my $mpm = $o{mpm} || 'event';
+    my $dir = $o{dir} || tempdir('kvlsm-httpd-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    my $port = $o{port} || free_port();
+    my $servers = $o{servers} || 3;
+    my $mod = module_path();
+    mkdir "$dir/data";
+    my $mpmconf = $mpm eq 'prefork'
+        ? "StartServers $servers\nMinSpareServers $servers\nMaxSpareServers " . ($servers + 2) . "\nMaxRequestWorkers 16\n"
+        : "StartServers $servers\nServerLimit " . ($servers + 1) . "\nThreadsPerChild 8\nMaxRequestWorkers " . (8 * ($servers + 1)) . "\nMinSpareThreads 8\nMaxSpareThreads 64\n";
+    my $extra = $o{extra} || '';
+    my $conf = <<"CONF";
+ServerRoot "$dir"
+PidFile "$dir/httpd.pid"
+ErrorLog "$dir/error.log"
+LogLevel info
+DefaultRuntimeDir "$dir"
+ServerName 127.0.0.1
+LoadModule mpm_${mpm}_module /usr/lib/apache2/modules/mod_mpm_${mpm}.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+LoadModule kvlsm_module "$mod"
+$mpmconf
+KeepAlive On
+Listen 127.0.0.1:$port
+KVLSMDataDir "$dir/data"
+KVLSMMemtableSize 64K
+<Location "/">
+    SetHandler kvlsm
+</Location>
+$extra
+CONF
+    open my $fh, '>', "$dir/httpd.conf" or die "$dir/httpd.conf: $!";
+    print $fh $conf;
+    close $fh;
+    unlink "$dir/httpd.pid";
+    system('/usr/sbin/apache2', '-f', "$dir/httpd.conf", '-k', 'start') == 0
+        or die "apache2 failed to start: " . `tail -5 $dir/error.log`;
+    my $inst = { dir => $dir, port => $port, url => "http://127.0.0.1:$port", conf => "$dir/httpd.conf" };
+    # Ready when its pid file exists and the port answers (bounded wait).
+    my $deadline = time + 20;
+    while (time < $deadline) {
+        if (-s "$dir/httpd.pid"
+            && IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp')) {
+            open my $p, '<', "$dir/httpd.pid";
+            chomp($inst->{pid} = <$p>);
+            return $inst;
+        }
+        sleep 0.05;
+    }
+    die "apache2 did not come up on port $port: " . `tail -5 $dir/error.log`;
+}
+
+# Stop by the PID Apache wrote; wait (bounded) until it is gone.
+sub stop_apache {
+    my ($inst, $signal) = @_;
+    return unless $inst->{pid};
+    kill($signal || 'TERM', $inst->{pid});
+    my $deadline = time + 20;
+    while (time < $deadline && kill(0, $inst->{pid})) {
+        sleep 0.05;
+    }
+    die "apache2 $inst->{pid} did not stop" if kill(0, $inst->{pid});
+    delete $inst->{pid};
+}
+
+1;
