@@ -14,7 +14,7 @@ use LWP::UserAgent;
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(time sleep);
 
-our @EXPORT = qw(base_url req json_of start_apache stop_apache module_path top_dir);
+our @EXPORT = qw(base_url req json_of start_apache stop_apache module_path top_dir free_port);
 
 my $json = JSON::PP->new->utf8->canonical;
 
@@ -70,6 +70,7 @@ sub start_apache {
         ? "StartServers $servers\nMinSpareServers $servers\nMaxSpareServers " . ($servers + 2) . "\nMaxRequestWorkers 16\n"
         : "StartServers $servers\nServerLimit " . ($servers + 1) . "\nThreadsPerChild 8\nMaxRequestWorkers " . (8 * ($servers + 1)) . "\nMinSpareThreads 8\nMaxSpareThreads 64\n";
     my $extra = $o{extra} || '';
+    $extra =~ s/\@DIR\@/$dir/g;
     my $conf = <<"CONF";
 ServerRoot "$dir"
 PidFile "$dir/httpd.pid"

@@ -1,0 +1,63 @@
+# configtest.t -- `apache2 -t` accepts a Debian-style configuration that
+# includes the shipped conf/kvlsm.load and conf/kvlsm.conf, and rejects a
+# bad value naming the directive and the accepted range.
+use strict;
+use warnings FATAL => 'all';
+use Apache::Test;
+use Apache::TestUtil;
+use File::Temp qw(tempdir);
+use KVTest;
+
+my @bad = (
+    [ 'KVLSMSync sometimes',        qr/KVLSMSync: 'sometimes' is not valid: use always, interval or off/ ],
+    [ 'KVLSMMemtableSize 1K',       qr/KVLSMMemtableSize: '1K' is not valid: give a size from 64K to 1G/ ],
+    [ 'KVLSMMemtableSize lots',     qr/KVLSMMemtableSize: 'lots' is not valid/ ],
+    [ 'KVLSMSyncInterval 0',        qr/KVLSMSyncInterval: '0' is not valid: give milliseconds from 1 to 3600000/ ],
+    [ 'KVLSMMaxKeySize 70000',      qr/KVLSMMaxKeySize: '70000' is not valid: give a size from 1 to 65535/ ],
+    [ 'KVLSMMaxValueSize 1G',       qr/KVLSMMaxValueSize: '1G' is not valid/ ],
+    [ 'KVLSMDataDir',               qr/KVLSMDataDir takes one argument/ ],
+);
+plan tests => 2 + 2 * @bad;
+
+my $top = top_dir();
+my $dir = tempdir('kvlsm-conftest-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+mkdir "$dir/mods-enabled";
+# The shipped files, with the module path pointed at this build.
+open my $in, '<', "$top/conf/kvlsm.load" or die $!;
+open my $out, '>', "$dir/mods-enabled/kvlsm.load" or die $!;
+while (<$in>) { s{/usr/lib/apache2/modules/mod_kvlsm\.so}{$top/.libs/mod_kvlsm.so}; print $out $_ }
+close $out;
+open $in, '<', "$top/conf/kvlsm.conf" or die $!;
+open $out, '>', "$dir/mods-enabled/kvlsm.conf" or die $!;
+while (<$in>) { s{/var/lib/apache2/kvlsm}{$dir/data}; print $out $_ }
+close $out;
+
+sub configtest {
+    my $extra = shift;
+    open my $c, '>', "$dir/apache2.conf" or die $!;
+    print $c <<"CONF";
+ServerRoot "$dir"
+PidFile "$dir/httpd.pid"
+ErrorLog "$dir/error.log"
+DefaultRuntimeDir "$dir"
+ServerName 127.0.0.1
+LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+IncludeOptional mods-enabled/*.load
+IncludeOptional mods-enabled/*.conf
+$extra
+CONF
+    close $c;
+    my $output = `/usr/sbin/apache2 -t -f $dir/apache2.conf 2>&1`;
+    return ($? >> 8, $output);
+}
+
+my ($rc, $outp) = configtest('');
+ok t_cmp($rc, 0, 'shipped configuration passes configtest');
+ok t_cmp($outp, qr/Syntax OK/, 'Syntax OK');
+for my $b (@bad) {
+    my ($line, $want) = @$b;
+    ($rc, $outp) = configtest($line);
+    ok t_cmp($rc != 0 ? 1 : 0, 1, "'$line' fails configtest");
+    ok t_cmp($outp, $want, "'$line' names the directive and range");
+}
