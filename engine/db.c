@@ -213,21 +213,51 @@ apr_status_t db_catch_up(kv_db_t *db, int writer)
     }
 }
 
-/* Behind the log?  Cheap check without state_mu; replay if so. */
+/* Behind the log?  One load of the shared commit counter says; replay if
+ * so.  The count is read before replaying, so the replay covers at least
+ * every write it counts. */
 apr_status_t db_catch_up_if_behind(kv_db_t *db)
 {
-    uint64_t size = 0;
-    apr_thread_rwlock_rdlock(db->rw);
-    apr_status_t rv = fio_file_size(db->current->log->fd, &size);
-    apr_thread_rwlock_unlock(db->rw);
-    if (rv)
-        return rv;
-    if (size <= ATOMIC_LOAD(&db->applied_off))
+    uint64_t c = shm_commits(&db->shm);
+    if (c == ATOMIC_LOAD(&db->seen_commits))
         return APR_SUCCESS;
     apr_thread_mutex_lock(db->state_mu);
-    rv = db_catch_up(db, 0);
+    apr_status_t rv = db_catch_up(db, 0);
+    if (rv == APR_SUCCESS && c > db->seen_commits)
+        ATOMIC_STORE(&db->seen_commits, c);
     apr_thread_mutex_unlock(db->state_mu);
     return rv;
+}
+
+/* Take the log lock and come level with the log.  If the last holder
+ * died holding it, or the shared memory is new (nobody had the directory
+ * open: after a crash, say), re-read the file whatever the counter says:
+ * a torn record is cut, a whole unpublished one adopted (and published). */
+static apr_status_t log_lock(kv_db_t *db)
+{
+    int died;
+    apr_status_t rv = shm_lock(&db->shm, &died);
+    if (rv)
+        return rv;
+    apr_thread_mutex_lock(db->state_mu);
+    int recover = died || db->shm.m->recover;
+    if (recover || shm_commits(&db->shm) != db->seen_commits) {
+        rv = db_catch_up(db, 1);
+        if (rv == APR_SUCCESS) {
+            ATOMIC_STORE(&db->seen_commits, recover ? shm_commit(&db->shm) : shm_commits(&db->shm));
+            db->shm.m->recover = 0;
+        }
+    }
+    apr_thread_mutex_unlock(db->state_mu);
+    if (rv)
+        shm_unlock(&db->shm);
+    return rv;
+}
+
+/* Publish a change to the log made under the lock (state_mu held). */
+static void log_published(kv_db_t *db)
+{
+    ATOMIC_STORE(&db->seen_commits, shm_commit(&db->shm));
 }
 
 /* ---- manifest ----------------------------------------------------- */
@@ -380,7 +410,7 @@ apr_status_t kv_db_open(kv_db_t **dbp, const char *dir, const kv_options_t *opts
     apr_status_t rv;
     db->pool = pool;
     db->dir = apr_pstrdup(pool, dir);
-    db->lock_fd = db->flock_fd = db->mf_fd = -1;
+    db->lock_fd = db->flock_fd = db->mf_fd = db->shm.fd = -1;
     if (opts)
         db->opts = *opts;
     else
@@ -396,8 +426,7 @@ apr_status_t kv_db_open(kv_db_t **dbp, const char *dir, const kv_options_t *opts
 
     if (mkdir(dir, 0755) < 0 && errno != EEXIST)
         return APR_FROM_OS_ERROR(errno);
-    if ((rv = apr_thread_mutex_create(&db->write_mu, APR_THREAD_MUTEX_DEFAULT, pool))
-        || (rv = apr_thread_mutex_create(&db->flush_mu, APR_THREAD_MUTEX_DEFAULT, pool))
+    if ((rv = apr_thread_mutex_create(&db->flush_mu, APR_THREAD_MUTEX_DEFAULT, pool))
         || (rv = apr_thread_mutex_create(&db->state_mu, APR_THREAD_MUTEX_DEFAULT, pool))
         || (rv = apr_thread_mutex_create(&db->sync_mu, APR_THREAD_MUTEX_DEFAULT, pool))
         || (rv = apr_thread_mutex_create(&db->bg_mu, APR_THREAD_MUTEX_DEFAULT, pool))
@@ -407,7 +436,8 @@ apr_status_t kv_db_open(kv_db_t **dbp, const char *dir, const kv_options_t *opts
         return rv;
     if ((rv = open_lockfile(db, "LOCK", &db->lock_fd))
         || (rv = open_lockfile(db, "FLUSHLOCK", &db->flock_fd))
-        || (rv = init_directory(db))) {
+        || (rv = init_directory(db))
+        || (rv = shm_attach(&db->shm, db->dir, db->lock_fd))) {
         if (db->lock_fd >= 0)
             close(db->lock_fd);
         if (db->flock_fd >= 0)
@@ -419,9 +449,12 @@ apr_status_t kv_db_open(kv_db_t **dbp, const char *dir, const kv_options_t *opts
     apr_pool_pre_cleanup_register(pool, db, db_cleanup);
 
     apr_thread_mutex_lock(db->state_mu);
+    uint64_t commits = shm_commits(&db->shm);
     rv = db_refresh_manifest(db, 1);
     if (rv == APR_SUCCESS)
         rv = db_catch_up(db, 0);
+    if (rv == APR_SUCCESS)
+        ATOMIC_STORE(&db->seen_commits, commits);
     apr_thread_mutex_unlock(db->state_mu);
     if (rv == APR_SUCCESS && db->opts.background)
         rv = flush_start(db);
@@ -456,6 +489,7 @@ apr_status_t kv_db_close(kv_db_t *db)
         close(db->flock_fd);
     if (db->mf_fd >= 0)
         close(db->mf_fd);
+    shm_detach(&db->shm);
     db->lock_fd = db->flock_fd = db->mf_fd = -1;
     return rv;
 }
@@ -503,8 +537,8 @@ static apr_status_t group_sync(kv_db_t *db, uint64_t log, uint64_t end)
     return rv;
 }
 
-/* Append rec at the log's end and apply it here.  Caller holds write_mu
- * and the log lock and has caught up.  On failure the log is cut back. */
+/* Append rec at the log's end and apply it here.  Caller holds the log
+ * lock and has caught up.  On failure the log is cut back. */
 static apr_status_t append_record(kv_db_t *db, wal_rec_t *rec, uint64_t *end)
 {
     version_t *v = db->current;  /* stable: only log-lock holders rotate */
@@ -524,18 +558,16 @@ static apr_status_t append_record(kv_db_t *db, wal_rec_t *rec, uint64_t *end)
         wal_view_t view;
         if (wal_decode(rec->buf, rec->len, &view) != rec->len)
             rv = KV_CORRUPT;
-        else if (view.type == WAL_BATCH) {
+        else {
             rv = apply_batch(db, &view);
             if (rv == APR_SUCCESS) {
                 ATOMIC_STORE(&db->applied_off, *end);
                 ATOMIC_STORE(&db->visible_seq, db->last_seq);
             }
         }
-        else {
-            ATOMIC_STORE(&db->applied_off, *end);
-            rv = db_catch_up(db, 1);   /* follows the rotation record */
-        }
     }
+    /* Published even if applying failed: the record is in the log. */
+    log_published(db);
     apr_thread_mutex_unlock(db->state_mu);
     return rv;
 }
@@ -591,6 +623,7 @@ static apr_status_t maybe_rotate(kv_db_t *db, int force)
     (void)end;
     apr_thread_mutex_lock(db->state_mu);
     rv = db_catch_up(db, 1);
+    log_published(db);
     apr_thread_mutex_unlock(db->state_mu);
     flush_kick(db);
 out:
@@ -630,15 +663,9 @@ static apr_status_t do_write(kv_db_t *db, wkind_e kind, wal_rec_t *rec,
     uint64_t end = 0, log_no = 0, first = 0;
     if (db->closed)
         return KV_CLOSED;
-    apr_thread_mutex_lock(db->write_mu);
-    if ((rv = fio_lock(db->lock_fd, 1))) {
-        apr_thread_mutex_unlock(db->write_mu);
+    if ((rv = log_lock(db)))
         return rv;
-    }
-    apr_thread_mutex_lock(db->state_mu);
-    rv = db_catch_up(db, 1);
-    apr_thread_mutex_unlock(db->state_mu);
-    if (rv == APR_SUCCESS && kind != W_BATCH && (kind == W_DEL || (o && o->cond != KV_IF_ANY))) {
+    if (kind != W_BATCH && (kind == W_DEL || (o && o->cond != KV_IF_ANY))) {
         apr_pool_t *tmp;
         int exists = 0;
         kv_ent_t cur;
@@ -664,8 +691,7 @@ static apr_status_t do_write(kv_db_t *db, wkind_e kind, wal_rec_t *rec,
         log_no = db->current->log->number;
         rv = append_record(db, rec, &end);
     }
-    fio_unlock(db->lock_fd);
-    apr_thread_mutex_unlock(db->write_mu);
+    shm_unlock(&db->shm);
     if (rv)
         return rv;
     if (seq)
@@ -822,16 +848,10 @@ apr_status_t kv_db_flush(kv_db_t *db)
     if (db->closed)
         return KV_CLOSED;
     apr_status_t rv;
-    apr_thread_mutex_lock(db->write_mu);
-    if ((rv = fio_lock(db->lock_fd, 1)) == APR_SUCCESS) {
-        apr_thread_mutex_lock(db->state_mu);
-        rv = db_catch_up(db, 1);
-        apr_thread_mutex_unlock(db->state_mu);
-        if (rv == APR_SUCCESS)
-            rv = maybe_rotate(db, 1);
-        fio_unlock(db->lock_fd);
+    if ((rv = log_lock(db)) == APR_SUCCESS) {
+        rv = maybe_rotate(db, 1);
+        shm_unlock(&db->shm);
     }
-    apr_thread_mutex_unlock(db->write_mu);
     if (rv)
         return rv;
     if ((rv = flush_lock(db, 1)))

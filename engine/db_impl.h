@@ -3,7 +3,7 @@
  * thread, memtable flushes) and compact.c.  Not part of the public API.
  *
  * Locks, always taken in this order (docs/DESIGN.md explains why):
- *   write_mu -> WRITE flock (LOCK) -> flush_mu -> FLUSH flock (FLUSHLOCK)
+ *   log lock (robust mutex in SHM) -> flush_mu -> FLUSH flock (FLUSHLOCK)
  *   -> state_mu -> rw (writer side only for pointer swaps)
  * sync_mu and bg_mu are leaves: nothing else is taken while holding them
  * except a brief read lock of rw. */
@@ -21,6 +21,7 @@
 #include "memtable.h"
 #include "sst.h"
 #include "wal.h"
+#include "shm.h"
 
 #define ATOMIC_LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define ATOMIC_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
@@ -52,9 +53,11 @@ struct kv_db_t {
     apr_pool_t *pool;
     char *dir;
     kv_options_t opts;
-    int lock_fd;            /* LOCK: appends to the log */
+    int lock_fd;            /* LOCK: serialises creating the directory and SHM */
     int flock_fd;           /* FLUSHLOCK: flushes, compactions, manifest */
-    apr_thread_mutex_t *write_mu, *flush_mu, *state_mu, *sync_mu, *bg_mu;
+    shm_handle_t shm;       /* the log lock and the commit counter */
+    uint64_t seen_commits;  /* the commit count this process has replayed */
+    apr_thread_mutex_t *flush_mu, *state_mu, *sync_mu, *bg_mu;
     apr_thread_cond_t *sync_cv, *bg_cv;
     apr_thread_rwlock_t *rw;
     version_t *current;     /* swapped under rw (write) and state_mu */

@@ -1,0 +1,109 @@
+/* shm.c -- attaching to the directory's shared memory and the robust log
+ * lock (shm.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include "shm.h"
+#include "fileio.h"
+
+#define SHM_MAGIC "KVLSMSHM"
+#define SHM_VERSION 1
+#define SHM_BYTES 4096
+
+static apr_status_t init_mapping(shm_t *m)
+{
+    pthread_mutexattr_t a;
+    memset(m, 0, sizeof(*m));
+    if (pthread_mutexattr_init(&a) != 0)
+        return APR_EGENERAL;
+    int rc = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    if (!rc)
+        rc = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    if (!rc)
+        rc = pthread_mutex_init(&m->log_mu, &a);
+    pthread_mutexattr_destroy(&a);
+    if (rc)
+        return APR_FROM_OS_ERROR(rc);
+    m->version = SHM_VERSION;
+    m->recover = 1;
+    m->size = (uint32_t)sizeof(shm_t);
+    /* The magic last: a mapping with it is complete. */
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    memcpy(m->magic, SHM_MAGIC, 8);
+    return APR_SUCCESS;
+}
+
+apr_status_t shm_attach(shm_handle_t *h, const char *dir, int lock_fd)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/SHM", dir);
+    h->m = NULL;
+    h->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (h->fd < 0)
+        return APR_FROM_OS_ERROR(errno);
+    apr_status_t rv = fio_lock(lock_fd, 1);
+    if (rv) {
+        close(h->fd);
+        return rv;
+    }
+    uint64_t size;
+    if ((rv = fio_file_size(h->fd, &size)) == APR_SUCCESS && size < SHM_BYTES
+        && ftruncate(h->fd, SHM_BYTES) < 0)
+        rv = APR_FROM_OS_ERROR(errno);
+    if (rv == APR_SUCCESS) {
+        void *p = mmap(NULL, SHM_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, h->fd, 0);
+        if (p == MAP_FAILED)
+            rv = APR_FROM_OS_ERROR(errno);
+        else
+            h->m = p;
+    }
+    if (rv == APR_SUCCESS) {
+        /* Nobody else holds it (all users hold it shared): we may, and
+         * must, start it afresh.  Under LOCK, so no one else is between
+         * these two flock calls. */
+        int alone = flock(h->fd, LOCK_EX | LOCK_NB) == 0;
+        if (alone || memcmp(h->m->magic, SHM_MAGIC, 8) != 0
+            || h->m->version != SHM_VERSION || h->m->size != sizeof(shm_t)) {
+            if (!alone)
+                rv = APR_EGENERAL;   /* in use by a different format */
+            else
+                rv = init_mapping(h->m);
+        }
+        if (rv == APR_SUCCESS && flock(h->fd, LOCK_SH) < 0)
+            rv = APR_FROM_OS_ERROR(errno);
+    }
+    fio_unlock(lock_fd);
+    if (rv != APR_SUCCESS)
+        shm_detach(h);
+    return rv;
+}
+
+void shm_detach(shm_handle_t *h)
+{
+    if (h->m)
+        munmap(h->m, SHM_BYTES);
+    if (h->fd >= 0)
+        close(h->fd);   /* drops our shared flock */
+    h->m = NULL;
+    h->fd = -1;
+}
+
+apr_status_t shm_lock(shm_handle_t *h, int *holder_died)
+{
+    *holder_died = 0;
+    int rc = pthread_mutex_lock(&h->m->log_mu);
+    if (rc == EOWNERDEAD) {
+        *holder_died = 1;
+        rc = pthread_mutex_consistent(&h->m->log_mu);
+    }
+    return rc ? APR_FROM_OS_ERROR(rc) : APR_SUCCESS;
+}
+
+void shm_unlock(shm_handle_t *h)
+{
+    pthread_mutex_unlock(&h->m->log_mu);
+}
