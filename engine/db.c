@@ -118,7 +118,7 @@ static apr_status_t switch_log(kv_db_t *db, uint64_t next)
     apr_status_t rv = wal_file_open(db, next, 1, &w);
     if (rv)
         return rv;
-    memtable_t *mem = mt_create();
+    memtable_t *mem = mt_create_sized(db->opts.memtable_bytes);
     version_t *nv = mem ? version_clone(db->current) : NULL;
     if (!nv) {
         if (mem)
@@ -282,7 +282,7 @@ static apr_status_t install_manifest(kv_db_t *db, manifest_t *m)
     if (reset) {
         if ((rv = wal_file_open(db, m->log_start, 1, &nv->log)))
             goto fail;
-        if (!(nv->mem = mt_create())) {
+        if (!(nv->mem = mt_create_sized(db->opts.memtable_bytes))) {
             rv = APR_ENOMEM;
             goto fail;
         }

@@ -85,6 +85,37 @@ static apr_status_t load_log(kv_db_t *db, uint64_t number, memtable_t *mt,
     return rv;
 }
 
+/* The sealed memtable this process replayed from log `number`, if any
+ * (a new reference); raises *max_seq to its newest entry. */
+static memtable_t *sealed_memtable(kv_db_t *db, uint64_t number, uint64_t *max_seq)
+{
+    memtable_t *mt = NULL;
+    version_t *v = version_acquire(db, NULL);
+    for (int i = 0; i < v->nimm; i++) {
+        if (v->imm_log[i] == number) {
+            mt = v->imm[i];
+            mt_ref(mt);
+            break;
+        }
+    }
+    version_unref(v);
+    if (mt) {
+        mt_iter_t it;
+        kv_ent_t e;
+        /* Its newest entry is the highest sequence number in the log. */
+        uint64_t top = 0;
+        mt_iter_init(&it, mt);
+        for (mt_iter_seek_first(&it); mt_iter_valid(&it); mt_iter_next(&it)) {
+            mt_iter_entry(&it, &e);
+            if (e.seq > top)
+                top = e.seq;
+        }
+        if (top > *max_seq)
+            *max_seq = top;
+    }
+    return mt;
+}
+
 /* Write the newest version of each key of mt as SST `number`.  Returns
  * its description in *f (keys malloc'd). */
 static apr_status_t write_sst(kv_db_t *db, memtable_t *mt, uint64_t number,
@@ -145,12 +176,17 @@ apr_status_t flush_sealed_logs(kv_db_t *db)
             return rv;
         uint64_t l = m.log_start, max_seq = m.last_seq;
         int sealed = 0;
-        memtable_t *mt = mt_create();
-        if (!mt) {
+        /* This process usually holds log l already, sealed and complete,
+         * as a sealed memtable: flush that rather than read the log again. */
+        memtable_t *mt = sealed_memtable(db, l, &max_seq);
+        if (mt)
+            sealed = 1;
+        else if (!(mt = mt_create())) {
             mf_free(&m);
             return APR_ENOMEM;
         }
-        rv = load_log(db, l, mt, &sealed, &max_seq);
+        else
+            rv = load_log(db, l, mt, &sealed, &max_seq);
         if (rv == APR_SUCCESS && sealed && mt_count(mt) > 0) {
             mf_file_t f;
             if ((rv = write_sst(db, mt, m.next_sst, &f)) == APR_SUCCESS) {

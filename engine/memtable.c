@@ -5,11 +5,13 @@
  * loads, so a reader sees either the old list or the new node whole. */
 #include <stdlib.h>
 #include "memtable.h"
+#include "bloom.h"
 
 #define MAX_HEIGHT 12
 #define CHUNK_BYTES (1u << 20)
 
 typedef struct node {
+    uint64_t prefix;          /* first 8 key bytes, big-endian: cheap compares */
     uint64_t seq, expire;
     uint32_t klen, vlen;
     uint8_t type, height;
@@ -24,6 +26,8 @@ typedef struct chunk {
 
 struct memtable {
     int refs;
+    uint64_t *bloom;          /* bits set per key before its node is linked */
+    uint64_t bloom_mask;      /* bits - 1 (a power of two) */
     int height;               /* atomic: highest level in use */
     uint64_t rnd;
     size_t bytes;             /* atomic */
@@ -66,16 +70,45 @@ static char *node_key(node_t *n)
     return (char *)&n->next[n->height];
 }
 
+/* A bloom filter over the table's keys makes the common case of a read,
+ * a key the memtable does not hold, cost a few bit tests instead of a
+ * skiplist descent. */
+#define MT_BLOOM_PROBES 4
+
+static uint64_t key_prefix(const char *k, size_t n)
+{
+    uint64_t p = 0;
+    for (size_t i = 0; i < 8; i++)
+        p = (p << 8) | (i < n ? (unsigned char)k[i] : 0);
+    return p;
+}
+
 memtable_t *mt_create(void)
+{
+    return mt_create_sized(4u << 20);
+}
+
+memtable_t *mt_create_sized(size_t capacity_bytes)
 {
     memtable_t *mt = calloc(1, sizeof(*mt));
     if (!mt)
         return NULL;
+    /* ~16 bits for each 64-byte entry the capacity could hold. */
+    size_t bits = 1u << 16;
+    while (bits < capacity_bytes / 4 && bits < ((size_t)1 << 27))
+        bits <<= 1;
+    mt->bloom = calloc(bits / 64, sizeof(uint64_t));
+    if (!mt->bloom) {
+        free(mt);
+        return NULL;
+    }
+    mt->bloom_mask = bits - 1;
     mt->refs = 1;
     mt->height = 1;
     mt->rnd = 0x9E3779B97F4A7C15ULL ^ (uint64_t)(uintptr_t)mt;
     mt->head = arena_alloc(mt, sizeof(node_t) + MAX_HEIGHT * sizeof(node_t *));
     if (!mt->head) {
+        free(mt->bloom);
         free(mt);
         return NULL;
     }
@@ -99,6 +132,7 @@ void mt_unref(memtable_t *mt)
         free(c);
         c = p;
     }
+    free(mt->bloom);
     free(mt);
 }
 
@@ -117,9 +151,11 @@ static node_t *next_of(node_t *n, int level)
     return __atomic_load_n(&n->next[level], __ATOMIC_ACQUIRE);
 }
 
-/* Compare node n with (key, seq) in internal order. */
-static int node_cmp(node_t *n, const char *key, size_t klen, uint64_t seq)
+/* Compare node n with (key, seq) in internal order; pfx is key_prefix(key). */
+static int node_cmp(node_t *n, const char *key, size_t klen, uint64_t pfx, uint64_t seq)
 {
+    if (n->prefix != pfx)
+        return n->prefix < pfx ? -1 : 1;
     return ent_cmp(node_key(n), n->klen, n->seq, key, klen, seq);
 }
 
@@ -127,11 +163,12 @@ static int node_cmp(node_t *n, const char *key, size_t klen, uint64_t seq)
 static node_t *find_ge(memtable_t *mt, const char *key, size_t klen, uint64_t seq,
                        node_t **prev)
 {
+    uint64_t pfx = key_prefix(key, klen);
     node_t *x = mt->head;
     int level = __atomic_load_n(&mt->height, __ATOMIC_ACQUIRE) - 1;
     for (;;) {
         node_t *nx = next_of(x, level);
-        if (nx && node_cmp(nx, key, klen, seq) < 0) {
+        if (nx && node_cmp(nx, key, klen, pfx, seq) < 0) {
             x = nx;
             continue;
         }
@@ -157,6 +194,15 @@ static int random_height(memtable_t *mt)
     return h;
 }
 
+static void bloom_probe(const memtable_t *mt, const char *key, size_t klen,
+                        uint64_t pos[MT_BLOOM_PROBES])
+{
+    uint64_t h = bloom_hash(key, klen), h2 = (h >> 17) | (h << 15) | 1;
+    h ^= (uint64_t)klen << 32;
+    for (int i = 0; i < MT_BLOOM_PROBES; i++)
+        pos[i] = (h + (uint64_t)i * h2 * 0x9E3779B97F4A7C15ULL) & mt->bloom_mask;
+}
+
 apr_status_t mt_add(memtable_t *mt, const kv_ent_t *e)
 {
     node_t *prev[MAX_HEIGHT];
@@ -174,6 +220,11 @@ apr_status_t mt_add(memtable_t *mt, const kv_ent_t *e)
     memcpy(node_key(n), e->key, e->klen);
     if (vlen)
         memcpy(node_key(n) + e->klen, e->val, vlen);
+    n->prefix = key_prefix(e->key, e->klen);
+    uint64_t pos[MT_BLOOM_PROBES];
+    bloom_probe(mt, e->key, e->klen, pos);
+    for (int i = 0; i < MT_BLOOM_PROBES; i++)
+        __atomic_fetch_or(&mt->bloom[pos[i] / 64], (uint64_t)1 << (pos[i] % 64), __ATOMIC_RELAXED);
     find_ge(mt, e->key, e->klen, e->seq, prev);
     int cur = __atomic_load_n(&mt->height, __ATOMIC_RELAXED);
     for (int i = cur; i < h; i++)
@@ -202,6 +253,14 @@ static void fill(node_t *n, kv_ent_t *out)
 
 int mt_get(memtable_t *mt, const char *key, size_t klen, uint64_t max_seq, kv_ent_t *out)
 {
+    /* The bits were set before the node was published (release), and the
+     * caller's snapshot was read with acquire, so a visible key is never
+     * missed. */
+    uint64_t pos[MT_BLOOM_PROBES];
+    bloom_probe(mt, key, klen, pos);
+    for (int i = 0; i < MT_BLOOM_PROBES; i++)
+        if (!(__atomic_load_n(&mt->bloom[pos[i] / 64], __ATOMIC_RELAXED) & ((uint64_t)1 << (pos[i] % 64))))
+            return 0;
     node_t *n = find_ge(mt, key, klen, max_seq, NULL);
     if (!n || key_cmp(node_key(n), n->klen, key, klen) != 0)
         return 0;

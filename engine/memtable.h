@@ -16,6 +16,8 @@
 typedef struct memtable memtable_t;
 
 memtable_t *mt_create(void);          /* refcount 1; NULL if out of memory */
+/* Sized for about capacity_bytes of entries (its key filter scales). */
+memtable_t *mt_create_sized(size_t capacity_bytes);
 void mt_ref(memtable_t *mt);
 void mt_unref(memtable_t *mt);
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/mman.h>
 #include "sst.h"
 #include "sst_format.h"
 #include "bloom.h"
@@ -26,6 +27,8 @@ typedef struct {
 struct sst {
     int refs;
     int fd;
+    const char *map;       /* the whole file mapped read-only, or NULL */
+    uint8_t *verified;     /* a bit per data block whose CRC held (map only) */
     uint64_t number, file_bytes, entries;
     char *index;           /* index block body */
     blk_t *blocks;
@@ -58,6 +61,9 @@ static apr_status_t read_block(const sst_t *t, uint64_t off, uint32_t len,
 
 static void sst_free(sst_t *t)
 {
+    if (t->map)
+        munmap((void *)t->map, t->file_bytes);
+    free(t->verified);
     if (t->fd >= 0)
         close(t->fd);
     free(t->index);
@@ -152,12 +158,46 @@ apr_status_t sst_open(sst_t **tp, const char *path, uint64_t number)
             rv = KV_CORRUPT;
         t->nblocks = n;
     }
+    if (rv == APR_SUCCESS && t->nblocks) {
+        /* Reads come straight from the page cache, without a system call;
+         * each block's CRC is still checked, once, before it is used.  An
+         * SST never changes after it is written, so the map stays right.
+         * Without a mapping, every read is a pread and a CRC check. */
+        void *m = mmap(NULL, t->file_bytes, PROT_READ, MAP_SHARED, t->fd, 0);
+        t->verified = calloc((t->nblocks + 7) / 8, 1);
+        if (m != MAP_FAILED && t->verified)
+            t->map = m;
+        else if (m != MAP_FAILED)
+            munmap(m, t->file_bytes);
+    }
     if (rv) {
         sst_free(t);
         return rv;
     }
     *tp = t;
     return APR_SUCCESS;
+}
+
+/* Point *p at data block bi's body, checked.  From the map when there is
+ * one (checking its CRC the first time), else read into *buf. */
+static apr_status_t block_at(const sst_t *t, uint32_t bi, char **buf, size_t *cap,
+                             const char **p)
+{
+    const blk_t *b = &t->blocks[bi];
+    if (t->map) {
+        const char *q = t->map + b->off;
+        uint8_t bit = (uint8_t)(1u << (bi % 8));
+        if (!(__atomic_load_n(&t->verified[bi / 8], __ATOMIC_ACQUIRE) & bit)) {
+            if (crc32c(q, b->len) != get_u32(q + b->len))
+                return KV_CORRUPT;
+            __atomic_fetch_or(&t->verified[bi / 8], bit, __ATOMIC_RELEASE);
+        }
+        *p = q;
+        return APR_SUCCESS;
+    }
+    apr_status_t rv = read_block(t, b->off, b->len, buf, cap);
+    *p = *buf;
+    return rv;
 }
 
 void sst_ref(sst_t *t)
@@ -221,26 +261,16 @@ apr_status_t sst_get(sst_t *t, const char *key, size_t klen, apr_pool_t *pool,
     uint32_t bi = find_block(t, key, klen);
     if (bi == t->nblocks)
         return KV_NOTFOUND;
-    char stackbuf[SST_BLOCK_BYTES * 2];
     char *buf = NULL;
     size_t cap = 0;
     const blk_t *b = &t->blocks[bi];
-    apr_status_t rv;
-    if ((size_t)b->len + SST_TRAILER <= sizeof stackbuf) {
-        /* Common case: no allocation on the read path. */
-        rv = fio_pread_full(t->fd, stackbuf, (size_t)b->len + SST_TRAILER, b->off);
-        if (rv == APR_EOF)
-            rv = KV_CORRUPT;
-        if (!rv && crc32c(stackbuf, b->len) != get_u32(stackbuf + b->len))
-            rv = KV_CORRUPT;
-    }
-    else
-        rv = read_block(t, b->off, b->len, &buf, &cap);
+    const char *p;
+    apr_status_t rv = block_at(t, bi, &buf, &cap, &p);
     if (rv) {
         free(buf);
         return rv;
     }
-    const char *p = buf ? buf : stackbuf, *end = p + b->len;
+    const char *end = p + b->len;
     rv = KV_NOTFOUND;
     while (p < end) {
         kv_ent_t e;
@@ -318,13 +348,14 @@ static int load_block(sst_iter_t *it, uint32_t bi)
         return 0;
     }
     const blk_t *b = &it->t->blocks[bi];
-    apr_status_t rv = read_block(it->t, b->off, b->len, &it->buf, &it->cap);
+    const char *p;
+    apr_status_t rv = block_at(it->t, bi, &it->buf, &it->cap, &p);
     if (rv) {
         fail(it, rv);
         return 0;
     }
-    it->pos = it->buf;
-    it->end = it->buf + b->len;
+    it->pos = p;
+    it->end = p + b->len;
     return 1;
 }
 
