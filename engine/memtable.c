@@ -15,7 +15,9 @@ typedef struct node {
     uint64_t seq, expire;
     uint32_t klen, vlen;
     uint8_t type, height;
-    struct node *next[];      /* height entries, then key and value bytes */
+    uint32_t next_off;        /* where the tower of next pointers starts */
+    /* Then the key (so a compare touches one cache line), the tower of
+     * `height` next pointers, aligned, and the value. */
 } node_t;
 
 typedef struct chunk {
@@ -67,7 +69,23 @@ static void *arena_alloc(memtable_t *mt, size_t n)
 
 static char *node_key(node_t *n)
 {
-    return (char *)&n->next[n->height];
+    return (char *)(n + 1);
+}
+
+static node_t **node_next(node_t *n)
+{
+    return (node_t **)((char *)n + n->next_off);
+}
+
+static char *node_val(node_t *n)
+{
+    return (char *)(node_next(n) + n->height);
+}
+
+static size_t node_bytes(size_t klen, int height, size_t vlen)
+{
+    size_t off = (sizeof(node_t) + klen + 7) & ~(size_t)7;
+    return off + (size_t)height * sizeof(node_t *) + vlen;
 }
 
 /* A bloom filter over the table's keys makes the common case of a read,
@@ -106,14 +124,15 @@ memtable_t *mt_create_sized(size_t capacity_bytes)
     mt->refs = 1;
     mt->height = 1;
     mt->rnd = 0x9E3779B97F4A7C15ULL ^ (uint64_t)(uintptr_t)mt;
-    mt->head = arena_alloc(mt, sizeof(node_t) + MAX_HEIGHT * sizeof(node_t *));
+    mt->head = arena_alloc(mt, node_bytes(0, MAX_HEIGHT, 0));
     if (!mt->head) {
         free(mt->bloom);
         free(mt);
         return NULL;
     }
-    memset(mt->head, 0, sizeof(node_t) + MAX_HEIGHT * sizeof(node_t *));
+    memset(mt->head, 0, node_bytes(0, MAX_HEIGHT, 0));
     mt->head->height = MAX_HEIGHT;
+    mt->head->next_off = (uint32_t)node_bytes(0, 0, 0);
     return mt;
 }
 
@@ -148,7 +167,7 @@ uint64_t mt_count(const memtable_t *mt)
 
 static node_t *next_of(node_t *n, int level)
 {
-    return __atomic_load_n(&n->next[level], __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&node_next(n)[level], __ATOMIC_ACQUIRE);
 }
 
 /* Compare node n with (key, seq) in internal order; pfx is key_prefix(key). */
@@ -208,9 +227,10 @@ apr_status_t mt_add(memtable_t *mt, const kv_ent_t *e)
     node_t *prev[MAX_HEIGHT];
     int h = random_height(mt);
     size_t vlen = e->type == ENT_PUT ? e->vlen : 0;
-    node_t *n = arena_alloc(mt, sizeof(node_t) + (size_t)h * sizeof(node_t *) + e->klen + vlen);
+    node_t *n = arena_alloc(mt, node_bytes(e->klen, h, vlen));
     if (!n)
         return APR_ENOMEM;
+    n->next_off = (uint32_t)node_bytes(e->klen, 0, 0);
     n->seq = e->seq;
     n->expire = e->expire;
     n->klen = (uint32_t)e->klen;
@@ -219,7 +239,7 @@ apr_status_t mt_add(memtable_t *mt, const kv_ent_t *e)
     n->height = (uint8_t)h;
     memcpy(node_key(n), e->key, e->klen);
     if (vlen)
-        memcpy(node_key(n) + e->klen, e->val, vlen);
+        memcpy(node_val(n), e->val, vlen);
     n->prefix = key_prefix(e->key, e->klen);
     uint64_t pos[MT_BLOOM_PROBES];
     bloom_probe(mt, e->key, e->klen, pos);
@@ -231,8 +251,8 @@ apr_status_t mt_add(memtable_t *mt, const kv_ent_t *e)
         prev[i] = mt->head;
     for (int i = 0; i < h; i++) {
         /* The node's own link first (nobody sees it yet), then publish. */
-        __atomic_store_n(&n->next[i], next_of(prev[i], i), __ATOMIC_RELAXED);
-        __atomic_store_n(&prev[i]->next[i], n, __ATOMIC_RELEASE);
+        __atomic_store_n(&node_next(n)[i], next_of(prev[i], i), __ATOMIC_RELAXED);
+        __atomic_store_n(&node_next(prev[i])[i], n, __ATOMIC_RELEASE);
     }
     if (h > cur)
         __atomic_store_n(&mt->height, h, __ATOMIC_RELEASE);
@@ -244,7 +264,7 @@ static void fill(node_t *n, kv_ent_t *out)
 {
     out->key = node_key(n);
     out->klen = n->klen;
-    out->val = n->type == ENT_PUT ? node_key(n) + n->klen : NULL;
+    out->val = n->type == ENT_PUT ? node_val(n) : NULL;
     out->vlen = n->vlen;
     out->seq = n->seq;
     out->expire = n->expire;
