@@ -652,6 +652,16 @@ static apr_status_t check_cond(kv_db_t *db, const char *key, size_t klen,
 
 typedef enum { W_PUT, W_DEL, W_BATCH } wkind_e;
 
+/* A pool for one thread's short-lived lookups: unmanaged, so creating it
+ * touches no pool another thread uses; cleared after each use. */
+static apr_pool_t *scratch_pool(void)
+{
+    static __thread apr_pool_t *p;
+    if (!p && apr_pool_create_unmanaged_ex(&p, NULL, NULL) != APR_SUCCESS)
+        p = NULL;
+    return p;
+}
+
 /* The one write path: lock, catch up, check, rotate, append, apply,
  * unlock, sync.  For a delete, old receives the value it removed. */
 static apr_status_t do_write(kv_db_t *db, wkind_e kind, wal_rec_t *rec,
@@ -666,20 +676,22 @@ static apr_status_t do_write(kv_db_t *db, wkind_e kind, wal_rec_t *rec,
     if ((rv = log_lock(db)))
         return rv;
     if (kind != W_BATCH && (kind == W_DEL || (o && o->cond != KV_IF_ANY))) {
-        apr_pool_t *tmp;
+        /* The current value goes into the caller's pool when it wants the
+         * old value back, else into this thread's scratch pool. */
+        apr_pool_t *tmp = old && pool ? pool : scratch_pool();
         int exists = 0;
         kv_ent_t cur;
-        apr_pool_create(&tmp, pool ? pool : db->pool);
-        rv = check_cond(db, key, klen, o, tmp, &cur, &exists);
+        rv = tmp ? check_cond(db, key, klen, o, tmp, &cur, &exists) : APR_ENOMEM;
         if (rv == APR_SUCCESS && kind == W_DEL && !exists)
             rv = KV_NOTFOUND;
         if (rv == APR_SUCCESS && kind == W_DEL && old && pool) {
-            old->data = apr_pstrmemdup(pool, cur.val, cur.vlen);
+            old->data = cur.val;
             old->len = cur.vlen;
             old->seq = cur.seq;
             old->expire_at = (apr_int64_t)cur.expire;
         }
-        apr_pool_destroy(tmp);
+        if (tmp && tmp != pool)
+            apr_pool_clear(tmp);
     }
     if (rv == APR_SUCCESS)
         rv = maybe_rotate(db, 0);

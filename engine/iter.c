@@ -9,6 +9,7 @@ enum { SRC_MT, SRC_SST, SRC_LEVEL };
 
 typedef struct {
     int kind;
+    int at_key;           /* positioned on the key last returned */
     mt_iter_t mt;
     sst_iter_t *sst;      /* SRC_SST, and SRC_LEVEL's current file */
     int level, file;      /* SRC_LEVEL: level and index of its file */
@@ -23,8 +24,9 @@ struct kv_iter_t {
     src_t *src;
     int valid;
     apr_status_t status;
-    char *key, *val;      /* the current entry, copied out of the sources */
-    size_t klen, vlen, kcap, vcap;
+    char *key;            /* the current key, copied out of its source */
+    const char *val;      /* the value, in its source (valid until a move) */
+    size_t klen, vlen, kcap;
     uint64_t seq, expire;
 };
 
@@ -146,46 +148,64 @@ static apr_status_t copy_to(char **buf, size_t *cap, const char *p, size_t n)
     return APR_SUCCESS;
 }
 
+/* Move the sources still on the key last returned past all its versions.
+ * Done lazily, at the next move, so the value can stay in its source. */
+static apr_status_t skip_current(kv_iter_t *it)
+{
+    for (int i = 0; i < it->n; i++) {
+        src_t *s = &it->src[i];
+        if (!s->at_key)
+            continue;
+        s->at_key = 0;
+        while (src_valid(s)) {
+            kv_ent_t c;
+            src_entry(s, &c);
+            if (key_cmp(c.key, c.klen, it->key, it->klen) != 0)
+                break;
+            apr_status_t rv = src_next(it, s);
+            if (rv)
+                return rv;
+        }
+    }
+    return APR_SUCCESS;
+}
+
 /* Position on the next live key at or after where the sources stand. */
 static apr_status_t find_next(kv_iter_t *it)
 {
     it->valid = 0;
     for (;;) {
+        apr_status_t rv = skip_current(it);
+        if (rv)
+            return rv;
         int best = -1;
         kv_ent_t e = { 0 }, c;
         for (int i = 0; i < it->n; i++) {
             if (!src_valid(&it->src[i]))
                 continue;
             src_entry(&it->src[i], &c);
-            if (best < 0 || ent_cmp(c.key, c.klen, c.seq, e.key, e.klen, e.seq) < 0) {
+            int cmp = best < 0 ? -1 : ent_cmp(c.key, c.klen, c.seq, e.key, e.klen, e.seq);
+            if (cmp < 0) {
                 best = i;
                 e = c;
             }
         }
         if (best < 0)
             return APR_SUCCESS;
-        int live = e.type == ENT_PUT && !(e.expire && e.expire <= it->now);
-        apr_status_t rv = copy_to(&it->key, &it->kcap, e.key, e.klen);
-        if (rv == APR_SUCCESS && live)
-            rv = copy_to(&it->val, &it->vcap, e.val, e.vlen);
-        if (rv)
+        if ((rv = copy_to(&it->key, &it->kcap, e.key, e.klen)))
             return rv;
         it->klen = e.klen;
+        it->val = e.val;
         it->vlen = e.vlen;
         it->seq = e.seq;
         it->expire = e.expire;
-        /* Move every source past all versions of this key. */
         for (int i = 0; i < it->n; i++) {
-            src_t *s = &it->src[i];
-            while (src_valid(s)) {
-                src_entry(s, &c);
-                if (key_cmp(c.key, c.klen, it->key, it->klen) != 0)
-                    break;
-                if ((rv = src_next(it, s)))
-                    return rv;
-            }
+            if (!src_valid(&it->src[i]))
+                continue;
+            src_entry(&it->src[i], &c);
+            it->src[i].at_key = key_cmp(c.key, c.klen, e.key, e.klen) == 0;
         }
-        if (live) {
+        if (e.type == ENT_PUT && !(e.expire && e.expire <= it->now)) {
             it->valid = 1;
             return APR_SUCCESS;
         }
@@ -200,11 +220,11 @@ static apr_status_t iter_cleanup(void *data)
             sst_iter_free(it->src[i].sst);
     free(it->src);
     free(it->key);
-    free(it->val);
     if (it->v)
         version_unref(it->v);
     it->src = NULL;
-    it->key = it->val = NULL;
+    it->key = NULL;
+    it->val = NULL;
     it->v = NULL;
     it->n = 0;
     return APR_SUCCESS;
@@ -262,6 +282,7 @@ apr_status_t kv_iter_seek(kv_iter_t *it, const void *key, apr_size_t klen)
     if (it->status)
         return it->status;
     for (int i = 0; i < it->n; i++) {
+        it->src[i].at_key = 0;
         apr_status_t rv = src_seek(it, &it->src[i], key, klen);
         if (rv)
             return it->status = rv;
@@ -289,7 +310,7 @@ void kv_iter_key(const kv_iter_t *it, const char **key, apr_size_t *klen)
 
 void kv_iter_value(const kv_iter_t *it, kv_value_t *out)
 {
-    out->data = it->val;
+    out->data = it->val ? it->val : "";
     out->len = it->vlen;
     out->seq = it->seq;
     out->expire_at = (apr_int64_t)it->expire;

@@ -59,7 +59,9 @@ apr_status_t kv_db_close(kv_db_t *db);
 
 /* ---- reads -------------------------------------------------------------*/
 typedef struct {
-    const char *data;      /* the value, NUL-terminated for convenience */
+    const char *data;      /* kv_get/kv_delete: a NUL-terminated copy in the
+                              pool; kv_iter_value: not terminated, valid
+                              until the iterator moves */
     apr_size_t len;
     apr_uint64_t seq;      /* version: the write's sequence number */
     apr_int64_t expire_at; /* unix seconds after which it reads as missing; 0 = never */
@@ -117,7 +119,7 @@ apr_status_t kv_iter_open(kv_iter_t **it, kv_db_t *db, apr_pool_t *pool);
 apr_status_t kv_iter_seek(kv_iter_t *it, const void *key, apr_size_t klen);
 int kv_iter_valid(const kv_iter_t *it);
 apr_status_t kv_iter_next(kv_iter_t *it);
-/* Valid until the next move of the iterator. */
+/* Valid until the next move of the iterator (the key is NUL-terminated). */
 void kv_iter_key(const kv_iter_t *it, const char **key, apr_size_t *klen);
 void kv_iter_value(const kv_iter_t *it, kv_value_t *out);
 apr_status_t kv_iter_status(const kv_iter_t *it);
