@@ -4,6 +4,7 @@
  * writes, manifest reloads, group commit, and point reads.
  * The multi-process protocol is described in docs/DESIGN.md. */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,10 @@
 #include "fileio.h"
 
 #define REFRESH_TRIES 1000
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static void scratch_init(void);
 
 uint64_t db_now(void)
 {
@@ -471,6 +476,14 @@ apr_status_t kv_db_close(kv_db_t *db)
     if (!db || db->closed)
         return APR_SUCCESS;
     db->closed = 1;
+    /* The closing thread's scratch pool goes now (a thread's exit frees
+     * it otherwise, but the main thread's exit does not). */
+    pthread_once(&scratch_once, scratch_init);
+    apr_pool_t *scratch = pthread_getspecific(scratch_key);
+    if (scratch) {
+        pthread_setspecific(scratch_key, NULL);
+        apr_pool_destroy(scratch);
+    }
     flush_stop(db);
     apr_status_t rv = APR_SUCCESS;
     if (db->current) {
@@ -653,12 +666,27 @@ static apr_status_t check_cond(kv_db_t *db, const char *key, size_t klen,
 typedef enum { W_PUT, W_DEL, W_BATCH } wkind_e;
 
 /* A pool for one thread's short-lived lookups: unmanaged, so creating it
- * touches no pool another thread uses; cleared after each use. */
+ * touches no pool another thread uses; cleared after each use, destroyed
+ * when the thread exits. */
+static void scratch_destroy(void *p)
+{
+    apr_pool_destroy(p);
+}
+
+static void scratch_init(void)
+{
+    pthread_key_create(&scratch_key, scratch_destroy);
+}
+
 static apr_pool_t *scratch_pool(void)
 {
-    static __thread apr_pool_t *p;
-    if (!p && apr_pool_create_unmanaged_ex(&p, NULL, NULL) != APR_SUCCESS)
-        p = NULL;
+    pthread_once(&scratch_once, scratch_init);
+    apr_pool_t *p = pthread_getspecific(scratch_key);
+    if (!p) {
+        if (apr_pool_create_unmanaged_ex(&p, NULL, NULL) != APR_SUCCESS)
+            return NULL;
+        pthread_setspecific(scratch_key, p);
+    }
     return p;
 }
 
