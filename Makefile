@@ -47,8 +47,10 @@ test: deps
 # Criterion counts a test whose process reports a leak at exit as passed,
 # so the sanitizers' own reports decide too.
 asan:
-	$(MAKE) BUILD=build/asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" unit-test 2>&1 | tee build/asan.log
-	@! grep -qE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" build/asan.log
+	@mkdir -p build
+	@$(MAKE) BUILD=build/asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	    unit-test > build/asan.log 2>&1; rc=$$?; cat build/asan.log; \
+	    test $$rc = 0 && ! grep -qE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" build/asan.log
 
 run: deps module
 	sh conf/run.sh
