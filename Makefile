@@ -1,7 +1,8 @@
 # Makefile -- mod_kvlsm: the engine library, the Apache module, the tests.
 #   make          build the engine and the module (.libs/mod_kvlsm.so)
-#   make test     engine and request-parser Criterion tests, then the
-#                 Apache::Test suite in t/ against a real Apache
+#   make test     engine and request-parser Criterion tests (plain and with
+#                 ASan+UBSan), then the Apache::Test suite in t/ against a
+#                 real Apache
 #   make asan     the Criterion tests built with AddressSanitizer + UBSan
 #   make run      Apache in the foreground on 127.0.0.1:8081, data in ./var
 #   make install  install the module and conf/kvlsm.{load,conf} (a2enmod kvlsm)
@@ -42,6 +43,7 @@ apache-test: module
 
 test: deps
 	$(MAKE) unit-test
+	$(MAKE) asan
 	$(MAKE) apache-test
 
 # Criterion counts a test whose process reports a leak at exit as passed,
