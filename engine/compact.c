@@ -158,6 +158,8 @@ static apr_status_t merge(kv_db_t *db, manifest_t *m, const picks_t *in,
     uint64_t target = compact_target_file_bytes(db), now = db_now();
     sst_builder_t *b = NULL;
     uint64_t bnum = 0;
+    char *kbuf = NULL;
+    size_t kcap = 0;
     while (rv == APR_SUCCESS) {
         int best = -1;
         kv_ent_t e = { 0 }, c;
@@ -201,24 +203,27 @@ static apr_status_t merge(kv_db_t *db, manifest_t *m, const picks_t *in,
             if ((rv = sst_builder_add(b, &e)))
                 break;
         }
-        /* Step past every version of this key (the entry e points into
-         * the best source's block: copy nothing, compare before moving). */
-        char *k = malloc(e.klen ? e.klen : 1);
-        size_t klen = e.klen;
-        if (!k) {
-            rv = APR_ENOMEM;
-            break;
+        /* Step past every version of this key.  e points into the best
+         * source's block, which moving it may release: keep a copy. */
+        if (e.klen > kcap) {
+            char *nk = realloc(kbuf, e.klen);
+            if (!nk) {
+                rv = APR_ENOMEM;
+                break;
+            }
+            kbuf = nk;
+            kcap = e.klen;
         }
-        memcpy(k, e.key, klen);
+        memcpy(kbuf, e.key, e.klen);
+        size_t klen = e.klen;
         for (int i = 0; i < in->n; i++) {
             while (sst_iter_valid(src[i].it)) {
                 sst_iter_entry(src[i].it, &c);
-                if (key_cmp(c.key, c.klen, k, klen) != 0)
+                if (key_cmp(c.key, c.klen, kbuf, klen) != 0)
                     break;
                 sst_iter_next(src[i].it);
             }
         }
-        free(k);
         if (b && sst_builder_bytes(b) >= target) {
             rv = seal_output(db, b, bnum, out_level, outs);
             b = NULL;
@@ -230,6 +235,7 @@ static apr_status_t merge(kv_db_t *db, manifest_t *m, const picks_t *in,
         else
             sst_builder_abandon(b);
     }
+    free(kbuf);
     for (int i = 0; i < in->n; i++) {
         if (src[i].it)
             sst_iter_free(src[i].it);

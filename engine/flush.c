@@ -99,20 +99,8 @@ static memtable_t *sealed_memtable(kv_db_t *db, uint64_t number, uint64_t *max_s
         }
     }
     version_unref(v);
-    if (mt) {
-        mt_iter_t it;
-        kv_ent_t e;
-        /* Its newest entry is the highest sequence number in the log. */
-        uint64_t top = 0;
-        mt_iter_init(&it, mt);
-        for (mt_iter_seek_first(&it); mt_iter_valid(&it); mt_iter_next(&it)) {
-            mt_iter_entry(&it, &e);
-            if (e.seq > top)
-                top = e.seq;
-        }
-        if (top > *max_seq)
-            *max_seq = top;
-    }
+    if (mt && mt_max_seq(mt) > *max_seq)
+        *max_seq = mt_max_seq(mt);
     return mt;
 }
 

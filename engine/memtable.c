@@ -34,6 +34,7 @@ struct memtable {
     uint64_t rnd;
     size_t bytes;             /* atomic */
     uint64_t count;           /* atomic */
+    uint64_t max_seq;         /* atomic: newest entry */
     chunk_t *chunks;
     node_t *head;
 };
@@ -160,6 +161,11 @@ size_t mt_bytes(const memtable_t *mt)
     return __atomic_load_n(&mt->bytes, __ATOMIC_RELAXED);
 }
 
+uint64_t mt_max_seq(const memtable_t *mt)
+{
+    return __atomic_load_n(&mt->max_seq, __ATOMIC_RELAXED);
+}
+
 uint64_t mt_count(const memtable_t *mt)
 {
     return __atomic_load_n(&mt->count, __ATOMIC_RELAXED);
@@ -257,6 +263,8 @@ apr_status_t mt_add(memtable_t *mt, const kv_ent_t *e)
     if (h > cur)
         __atomic_store_n(&mt->height, h, __ATOMIC_RELEASE);
     __atomic_fetch_add(&mt->count, 1, __ATOMIC_RELAXED);
+    if (e->seq > __atomic_load_n(&mt->max_seq, __ATOMIC_RELAXED))
+        __atomic_store_n(&mt->max_seq, e->seq, __ATOMIC_RELAXED);
     return APR_SUCCESS;
 }
 

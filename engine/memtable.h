@@ -33,6 +33,7 @@ int mt_get(memtable_t *mt, const char *key, size_t klen, uint64_t max_seq,
 
 size_t mt_bytes(const memtable_t *mt);     /* arena bytes in use */
 uint64_t mt_count(const memtable_t *mt);   /* entries */
+uint64_t mt_max_seq(const memtable_t *mt); /* newest entry's sequence number */
 
 /* Iterator over every version in internal order (entry.h).  Holds no
  * reference: the caller keeps the memtable alive. */
