@@ -227,6 +227,10 @@ static apr_status_t merge(kv_db_t *db, manifest_t *m, const picks_t *in,
         if (b && sst_builder_bytes(b) >= target) {
             rv = seal_output(db, b, bnum, out_level, outs);
             b = NULL;
+            /* A writer may be stalled on a sealed log: flush it now, into
+             * our manifest, rather than after the whole compaction. */
+            if (rv == APR_SUCCESS && flush_waiting(db, m))
+                rv = flush_logs_into(db, m);
         }
     }
     if (b) {
@@ -293,12 +297,13 @@ apr_status_t compact_once(kv_db_t *db, int *did)
         m.files[in->idx[0]].level = out_level;
     }
     else {
-        uint64_t first_new = m.next_sst;
         rv = merge(db, &m, in, out_level, &outs);
         if (rv) {
-            for (uint64_t n = first_new; n < m.next_sst; n++) {
+            /* Remove what this compaction wrote (and only that: flushes
+             * made meanwhile are in the manifest already). */
+            for (int i = 0; i < outs.nfiles; i++) {
                 char path[4096];
-                fio_name(path, sizeof(path), db->dir, n, "sst");
+                fio_name(path, sizeof(path), db->dir, outs.files[i].number, "sst");
                 unlink(path);
             }
             goto out;

@@ -437,6 +437,7 @@ apr_status_t kv_db_open(kv_db_t **dbp, const char *dir, const kv_options_t *opts
         || (rv = apr_thread_mutex_create(&db->bg_mu, APR_THREAD_MUTEX_DEFAULT, pool))
         || (rv = apr_thread_cond_create(&db->sync_cv, pool))
         || (rv = apr_thread_cond_create(&db->bg_cv, pool))
+        || (rv = apr_thread_cond_create(&db->flushed_cv, pool))
         || (rv = apr_thread_rwlock_create(&db->rw, pool)))
         return rv;
     if ((rv = open_lockfile(db, "LOCK", &db->lock_fd))
@@ -602,11 +603,30 @@ static apr_status_t maybe_rotate(kv_db_t *db, int force)
     if (rv)
         return rv;
     if (behind) {
+        /* A write stall: the previous log is still waiting for its flush.
+         * Flush it here if nobody else is flushing; otherwise wait for the
+         * flusher, which may be mid-compaction and flushes between output
+         * files (woken by this process's flushes, or polling briefly for
+         * another process's). */
         apr_time_t t0 = apr_time_now();
-        if ((rv = flush_lock(db, 1)))
-            return rv;
-        rv = flush_sealed_logs(db);
-        flush_unlock(db);
+        for (;;) {
+            if ((rv = flush_lock(db, 0)) == APR_SUCCESS) {
+                rv = flush_sealed_logs(db);
+                flush_unlock(db);
+                break;
+            }
+            if (rv != APR_EAGAIN)
+                break;
+            apr_thread_mutex_lock(db->bg_mu);
+            apr_thread_cond_timedwait(db->flushed_cv, db->bg_mu, apr_time_from_msec(5));
+            apr_thread_mutex_unlock(db->bg_mu);
+            apr_thread_mutex_lock(db->state_mu);
+            rv = db_refresh_manifest(db, 0);
+            behind = db->current->mf.log_start < n;
+            apr_thread_mutex_unlock(db->state_mu);
+            if (rv || !behind)
+                break;
+        }
         if (rv)
             return rv;
         STAT_ADD(db, write_stalls, 1);

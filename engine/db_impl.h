@@ -59,6 +59,7 @@ struct kv_db_t {
     uint64_t seen_commits;  /* the commit count this process has replayed */
     apr_thread_mutex_t *flush_mu, *state_mu, *sync_mu, *bg_mu;
     apr_thread_cond_t *sync_cv, *bg_cv;
+    apr_thread_cond_t *flushed_cv;  /* bg_mu: broadcast after each flush */
     apr_thread_rwlock_t *rw;
     version_t *current;     /* swapped under rw (write) and state_mu */
 
@@ -127,6 +128,12 @@ void flush_stop(kv_db_t *db);
 void flush_kick(kv_db_t *db);
 /* Caller holds flush_mu and the FLUSH flock. */
 apr_status_t flush_sealed_logs(kv_db_t *db);
+/* The same into the caller's copy of the manifest, writing it after each
+ * log (a compaction in progress passes its own, so flushes need not wait
+ * for it to end). */
+apr_status_t flush_logs_into(kv_db_t *db, manifest_t *m);
+/* Is the first unflushed log sealed (someone may be waiting for it)? */
+int flush_waiting(kv_db_t *db, const manifest_t *m);
 apr_status_t flush_remove_orphans(kv_db_t *db);
 apr_status_t flush_lock(kv_db_t *db, int wait);
 void flush_unlock(kv_db_t *db);

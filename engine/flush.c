@@ -155,42 +155,37 @@ static apr_status_t write_sst(kv_db_t *db, memtable_t *mt, uint64_t number,
     return APR_SUCCESS;
 }
 
-apr_status_t flush_sealed_logs(kv_db_t *db)
+apr_status_t flush_logs_into(kv_db_t *db, manifest_t *m)
 {
     for (;;) {
-        manifest_t m;
-        apr_status_t rv = mf_read(db->dir, &m, NULL, NULL);
-        if (rv)
-            return rv;
-        uint64_t l = m.log_start, max_seq = m.last_seq;
+        uint64_t l = m->log_start, max_seq = m->last_seq;
         int sealed = 0;
+        apr_status_t rv = APR_SUCCESS;
         /* This process usually holds log l already, sealed and complete,
          * as a sealed memtable: flush that rather than read the log again. */
         memtable_t *mt = sealed_memtable(db, l, &max_seq);
         if (mt)
             sealed = 1;
-        else if (!(mt = mt_create())) {
-            mf_free(&m);
+        else if (!(mt = mt_create()))
             return APR_ENOMEM;
-        }
         else
             rv = load_log(db, l, mt, &sealed, &max_seq);
         if (rv == APR_SUCCESS && sealed && mt_count(mt) > 0) {
             mf_file_t f;
-            if ((rv = write_sst(db, mt, m.next_sst, &f)) == APR_SUCCESS) {
-                rv = mf_add(&m, &f);
+            if ((rv = write_sst(db, mt, m->next_sst, &f)) == APR_SUCCESS) {
+                rv = mf_add(m, &f);
                 free(f.smallest);
                 free(f.largest);
-                m.next_sst++;
+                m->next_sst++;
             }
         }
         mt_unref(mt);
         if (rv == APR_SUCCESS && sealed) {
-            m.log_start = l + 1;
-            m.last_seq = max_seq;
-            m.generation++;
+            m->log_start = l + 1;
+            m->last_seq = max_seq;
+            m->generation++;
             if ((rv = fio_fsync_dir(db->dir)) == APR_SUCCESS)
-                rv = mf_write(db->dir, &m);
+                rv = mf_write(db->dir, m);
             if (rv == APR_SUCCESS) {
                 /* Only now, with the manifest durable, may the log go. */
                 char path[4096];
@@ -199,7 +194,6 @@ apr_status_t flush_sealed_logs(kv_db_t *db)
                 STAT_ADD(db, flushes, 1);
             }
         }
-        mf_free(&m);
         if (APR_STATUS_IS_ENOENT(rv))
             rv = APR_SUCCESS;   /* no such log yet */
         if (rv || !sealed)
@@ -207,9 +201,31 @@ apr_status_t flush_sealed_logs(kv_db_t *db)
         apr_thread_mutex_lock(db->state_mu);
         rv = db_refresh_manifest(db, 0);
         apr_thread_mutex_unlock(db->state_mu);
+        apr_thread_mutex_lock(db->bg_mu);
+        apr_thread_cond_broadcast(db->flushed_cv);
+        apr_thread_mutex_unlock(db->bg_mu);
         if (rv)
             return rv;
     }
+}
+
+apr_status_t flush_sealed_logs(kv_db_t *db)
+{
+    manifest_t m;
+    apr_status_t rv = mf_read(db->dir, &m, NULL, NULL);
+    if (rv)
+        return rv;
+    rv = flush_logs_into(db, &m);
+    mf_free(&m);
+    return rv;
+}
+
+int flush_waiting(kv_db_t *db, const manifest_t *m)
+{
+    char path[4096];
+    /* A log is sealed once the next one exists. */
+    fio_name(path, sizeof(path), db->dir, m->log_start + 1, "log");
+    return access(path, F_OK) == 0;
 }
 
 static int parse_name(const char *name, uint64_t *num, const char *ext)
@@ -274,28 +290,28 @@ void db_sync_dirty(kv_db_t *db)
     wal_file_unref(w);
 }
 
-/* One round of background work, if this process gets the flush lock. */
+/* One round of background work: flush sealed logs, then compact step by
+ * step, taking the flush lock for each step so a stalled writer (or
+ * another process) gets its turn in between.  Skipped when another
+ * process holds the lock: it is doing the same work. */
 static void background_work(kv_db_t *db)
 {
-    if (flush_lock(db, 0) != APR_SUCCESS)
-        return;
-    apr_status_t rv = flush_sealed_logs(db);
     int did = 1;
-    for (int i = 0; rv == APR_SUCCESS && did && i < 64; i++) {
-        int stop;
+    for (int i = 0; did && i < 64; i++) {
         apr_thread_mutex_lock(db->bg_mu);
-        stop = db->stop;
+        int stop = db->stop;
         apr_thread_mutex_unlock(db->bg_mu);
-        if (stop)
-            break;
-        rv = compact_once(db, &did);
-        /* A log sealed meanwhile goes before more compaction. */
+        if (stop || flush_lock(db, 0) != APR_SUCCESS)
+            return;
+        apr_status_t rv = flush_sealed_logs(db);
         if (rv == APR_SUCCESS)
-            rv = flush_sealed_logs(db);
+            rv = compact_once(db, &did);
+        flush_unlock(db);
+        if (rv != APR_SUCCESS) {
+            STAT_ADD(db, bg_errors, 1);
+            return;
+        }
     }
-    if (rv != APR_SUCCESS)
-        STAT_ADD(db, bg_errors, 1);
-    flush_unlock(db);
 }
 
 static void *APR_THREAD_FUNC bg_main(apr_thread_t *t, void *data)
