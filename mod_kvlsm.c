@@ -16,6 +16,7 @@
 #include "http_log.h"
 #include "http_protocol.h"
 #include "http_request.h"
+#include "util_filter.h"
 #include "ap_expr.h"
 #include "unixd.h"
 #include "apr_hash.h"
@@ -308,8 +309,54 @@ static int kvlsm_map_to_storage(request_rec *r)
     const char *h = ap_expr_str_exec(r, d->expr_handler, &err);
     if (err || !h || strcmp(h, KVLSM_HANDLER) != 0)
         return DECLINED;
-    /* No file behind these URLs: skip <Directory> and file walks. */
+    /* No file behind these URLs: skip <Directory> and file walks.  Mark
+     * the request, so errors Apache itself answers (Require, ...) are
+     * JSON too. */
+    apr_table_setn(r->notes, "kvlsm", "1");
     return OK;
+}
+
+/* Errors Apache answers itself on the store's URLs (403 from Require,
+ * 413 from LimitRequestBody, ...): send {"error":...} as JSON instead of
+ * Apache's HTML page. */
+#define KVLSM_ERROR_FILTER "KVLSM_JSON_ERROR"
+
+static apr_status_t kvlsm_error_filter(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    request_rec *r = f->r;
+    int *sent = f->ctx;
+    if (!sent)
+        sent = f->ctx = apr_pcalloc(r->pool, sizeof(int));
+    apr_bucket *e = APR_BRIGADE_FIRST(bb);
+    while (e != APR_BRIGADE_SENTINEL(bb)) {
+        apr_bucket *next = APR_BUCKET_NEXT(e);
+        if (APR_BUCKET_IS_EOS(e)) {
+            if (!*sent) {
+                const char *line = ap_get_status_line(r->status);
+                const char *reason = line && strlen(line) > 4 ? line + 4 : "error";
+                char *msg = apr_pstrdup(r->pool, reason);
+                for (char *c = msg; *c; c++)
+                    *c = (char)apr_tolower(*c);
+                char *json = apr_pstrcat(r->pool,
+                    kvr_json_kv(r->pool, "error", msg, strlen(msg), NULL, NULL, 0), "\n", NULL);
+                APR_BUCKET_INSERT_BEFORE(e, apr_bucket_pool_create(json, strlen(json), r->pool,
+                                                                   f->c->bucket_alloc));
+                *sent = 1;
+            }
+        }
+        else if (!APR_BUCKET_IS_METADATA(e)) {
+            apr_bucket_delete(e);
+        }
+        e = next;
+    }
+    ap_set_content_type(r, "application/json");
+    return ap_pass_brigade(f->next, bb);
+}
+
+static void kvlsm_insert_error_filter(request_rec *r)
+{
+    if (apr_table_get(r->notes, "kvlsm"))
+        ap_add_output_filter(KVLSM_ERROR_FILTER, NULL, r, r->connection);
 }
 
 static int send_json(request_rec *r, int status, const char *json)
@@ -576,6 +623,8 @@ static void kvlsm_register_hooks(apr_pool_t *p)
     ap_hook_child_init(kvlsm_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_map_to_storage(kvlsm_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(kvlsm_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_insert_error_filter(kvlsm_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_register_output_filter(KVLSM_ERROR_FILTER, kvlsm_error_filter, NULL, AP_FTYPE_RESOURCE);
 }
 
 AP_DECLARE_MODULE(kvlsm) = {

@@ -6,9 +6,12 @@ use Apache::Test;
 use Apache::TestUtil;
 use KVTest;
 
-plan tests => 8;
+plan tests => 10;
 
-ok t_cmp(req(GET => '/denied/get?key=a')->code, 403, 'Require all denied: GET 403');
+my $d = req(GET => '/denied/get?key=a');
+ok t_cmp($d->code, 403, 'Require all denied: GET 403');
+ok t_cmp($d->header('Content-Type'), qr{^application/json}, "Apache's own 403 is JSON");
+ok t_cmp(json_of($d) && json_of($d)->{error}, 'forbidden', '403 explained');
 ok t_cmp(req(POST => '/denied/set', '{"key":"acl","value":"x"}')->code, 403, 'Require all denied: POST 403');
 ok t_cmp(req(POST => '/readonly/set', '{"key":"acl","value":"x"}')->code, 403, 'LimitExcept GET: POST 403');
 ok t_cmp(req(GET => '/readonly/get?key=acl')->code, 404, 'LimitExcept GET: GET allowed, nothing stored');
