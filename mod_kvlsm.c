@@ -270,6 +270,15 @@ static int kvlsm_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     return OK;
 }
 
+/* The engine found a damaged file: say which, so the operator can run
+ * kvlsm-check on it. */
+static void log_corruption(void *baton, const char *path, apr_uint64_t offset)
+{
+    ap_log_error(APLOG_MARK, APLOG_CRIT, 0, (server_rec *)baton, APLOGNO(10910)
+                 "kvlsm: damaged file %s (at offset %" APR_UINT64_T_FMT "): the store "
+                 "refuses to serve it; check it with kvlsm-check", path, offset);
+}
+
 static void kvlsm_child_init(apr_pool_t *pchild, server_rec *s)
 {
     open_stores = apr_hash_make(pchild);
@@ -278,6 +287,8 @@ static void kvlsm_child_init(apr_pool_t *pchild, server_rec *s)
         if (!c->data_dir || apr_hash_get(open_stores, c->data_dir, APR_HASH_KEY_STRING))
             continue;
         kv_options_t o = server_options(c);
+        o.on_corruption = log_corruption;
+        o.corruption_baton = v;
         kv_db_t *db;
         /* The engine closes itself (and stops its flush thread) in a
          * cleanup of pchild when the child exits. */

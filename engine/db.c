@@ -28,6 +28,7 @@ uint64_t db_now(void)
 
 void kv_options_default(kv_options_t *o)
 {
+    memset(o, 0, sizeof(*o));
     o->memtable_bytes = 4u << 20;
     o->sync_mode = KV_SYNC_INTERVAL;
     o->sync_interval_ms = 1000;
@@ -52,6 +53,16 @@ const char *kv_strerror(apr_status_t rv, char *buf, apr_size_t n)
         return buf;
     }
     return apr_strerror(rv, buf, n);
+}
+
+/* Tell the embedder (the module logs it) which file is damaged. */
+void db_report_corruption(kv_db_t *db, uint64_t number, const char *ext, uint64_t offset)
+{
+    if (!db->opts.on_corruption)
+        return;
+    char path[4096];
+    fio_name(path, sizeof(path), db->dir, number, ext);
+    db->opts.on_corruption(db->opts.corruption_baton, path, offset);
 }
 
 /* ---- log files ---------------------------------------------------- */
@@ -208,7 +219,14 @@ apr_status_t db_catch_up(kv_db_t *db, int writer)
         }
         if (pos < avail) {
             /* Torn or in-flight record.  Only a writer, who holds the log
-             * lock and so knows nobody is mid-append, may cut it off. */
+             * lock and so knows nobody is mid-append, may cut it off; and
+             * only if it is a tail.  A whole record that fails its
+             * checksum is damage: cutting there would drop the records
+             * after it, so refuse instead. */
+            if (!wal_is_torn(db->rbuf + pos, avail - pos)) {
+                db_report_corruption(db, log->number, "log", off + pos);
+                return KV_CORRUPT;
+            }
             if (!writer)
                 return APR_SUCCESS;
             if (ftruncate(log->fd, (off_t)(off + pos)) < 0)
@@ -279,6 +297,7 @@ static apr_status_t install_manifest(kv_db_t *db, manifest_t *m)
         return APR_ENOMEM;
     }
     nv->refs = 1;
+    nv->db = db;
     nv->mf = *m;
     apr_status_t rv = version_open_files(db, nv, cur);
     if (rv)

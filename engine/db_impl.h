@@ -39,6 +39,7 @@ typedef struct {
  * memtable, which only grows).  Reference counted; replaced whole. */
 typedef struct {
     int refs;
+    struct kv_db_t *db;     /* for reporting damage */
     wal_file_t *log;        /* the log the active memtable replays */
     memtable_t *mem;
     int nimm;
@@ -100,6 +101,7 @@ apr_status_t db_catch_up(kv_db_t *db, int writer);
  * SSTs, drop sealed memtables it covers.  Caller holds state_mu. */
 apr_status_t db_refresh_manifest(kv_db_t *db, int force);
 uint64_t db_now(void);
+void db_report_corruption(kv_db_t *db, uint64_t number, const char *ext, uint64_t offset);
 /* For readers: replay if the log grew since we last looked (no lock
  * unless behind). */
 apr_status_t db_catch_up_if_behind(kv_db_t *db);

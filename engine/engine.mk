@@ -24,11 +24,16 @@ $(ENGINE_LIB): $(ENGINE_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(ENGINE_TESTS): $(ENGINE_TEST_SRCS) $(ENGINE_LIB) $(wildcard engine/*.h engine/tests/*.h)
-	$(CC) $(ENGINE_CFLAGS) -Iengine/tests -o $@ $(ENGINE_TEST_SRCS) $(ENGINE_LIB) $(APR_LIBS) -lcriterion -lpthread
+# kvlsm-check: verify a data directory, or dump it as JSON lines.
+KVLSM_CHECK := $(BUILD)/kvlsm-check
+$(KVLSM_CHECK): engine/tools/kvlsm-check.c $(ENGINE_LIB)
+	$(CC) $(ENGINE_CFLAGS) -o $@ $< $(ENGINE_LIB) $(APR_LIBS) -lpthread
+
+$(ENGINE_TESTS): $(ENGINE_TEST_SRCS) $(ENGINE_LIB) $(KVLSM_CHECK) $(wildcard engine/*.h engine/tests/*.h)
+	$(CC) $(ENGINE_CFLAGS) -Iengine/tests -DKVLSM_CHECK='"$(abspath $(KVLSM_CHECK))"' -o $@ $(ENGINE_TEST_SRCS) $(ENGINE_LIB) $(APR_LIBS) -lcriterion -lpthread
 
 .PHONY: engine engine-test
-engine: $(ENGINE_LIB)
+engine: $(ENGINE_LIB) $(KVLSM_CHECK)
 # Criterion runs the tests in parallel; -j2 matches the machine.
 engine-test: $(ENGINE_TESTS)
 	$(ENGINE_TESTS) -j2 --verbose=0

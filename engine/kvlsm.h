@@ -42,6 +42,10 @@ typedef struct {
     apr_size_t max_key_bytes;      /* default 4096; hard limit 65535 */
     apr_size_t max_value_bytes;    /* default 1 MiB; hard limit 256 MiB */
     int background;                /* 1 (default): run the flush/compaction thread */
+    /* Called (from any thread) when a file fails a checksum, with its path
+     * and the offset of the damage, so the embedder can log it.  NULL: none. */
+    void (*on_corruption)(void *baton, const char *path, apr_uint64_t offset);
+    void *corruption_baton;
 } kv_options_t;
 
 void kv_options_default(kv_options_t *opts);

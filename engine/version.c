@@ -69,6 +69,7 @@ version_t *version_clone(const version_t *v)
     if (!n)
         return NULL;
     n->refs = 1;
+    n->db = v->db;
     if (mf_copy(&n->mf, &v->mf) != APR_SUCCESS)
         goto fail;
     n->ssts = calloc((size_t)v->mf.nfiles + 1, sizeof(sst_t *));
@@ -128,6 +129,8 @@ apr_status_t version_open_files(kv_db_t *db, version_t *v, const version_t *old)
             char path[4096];
             fio_name(path, sizeof(path), db->dir, num, "sst");
             apr_status_t rv = sst_open(&v->ssts[i], path, num);
+            if (rv == KV_CORRUPT)
+                db_report_corruption(db, num, "sst", 0);
             if (rv != APR_SUCCESS) {
                 v->ssts[i] = NULL;
                 return rv;
@@ -188,6 +191,8 @@ apr_status_t version_get(version_t *v, const char *key, size_t klen,
             || key_cmp(key, klen, f->largest, f->largest_len) > 0)
             continue;
         apr_status_t rv = sst_get(v->ssts[i], key, klen, pool, out);
+        if (rv == KV_CORRUPT)
+            db_report_corruption(v->db, f->number, "sst", 0);
         if (rv != KV_NOTFOUND)
             return rv;
     }
@@ -196,6 +201,8 @@ apr_status_t version_get(version_t *v, const char *key, size_t klen,
         if (i < 0)
             continue;
         apr_status_t rv = sst_get(v->ssts[i], key, klen, pool, out);
+        if (rv == KV_CORRUPT)
+            db_report_corruption(v->db, v->mf.files[i].number, "sst", 0);
         if (rv != KV_NOTFOUND)
             return rv;
     }

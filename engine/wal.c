@@ -128,6 +128,14 @@ size_t wal_decode(const char *buf, size_t avail, wal_view_t *v)
     return WAL_HEADER + (size_t)len;
 }
 
+int wal_is_torn(const char *buf, size_t avail)
+{
+    if (avail < WAL_HEADER)
+        return 1;
+    uint32_t len = get_u32(buf + 4);
+    return len > WAL_MAX_PAYLOAD || (size_t)len > avail - WAL_HEADER;
+}
+
 int wal_batch_next(const wal_view_t *v, size_t *pos, uint32_t *index, kv_ent_t *e)
 {
     if (*pos == 0) {

@@ -51,6 +51,12 @@ typedef struct {
  * record (torn, still being written, or damaged: the caller decides). */
 size_t wal_decode(const char *buf, size_t avail, wal_view_t *v);
 
+/* For bytes that wal_decode refused: 1 if they could be the start of a
+ * record still being written or cut short by a crash (the length it
+ * declares runs past the end of what is there), 0 if the record is all
+ * there and so is damaged. */
+int wal_is_torn(const char *buf, size_t avail);
+
 /* Walk a batch's operations: call with *pos = 0 first; returns 1 and fills
  * *e (type, key, value, expire; seq = first_seq + index) until the end,
  * then 0.  -1 if the payload is malformed (its checksum held, so only a

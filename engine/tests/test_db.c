@@ -451,3 +451,46 @@ Test(db, damaged_sst_is_corruption_not_wrong_data)
     }
     cr_assert_gt(corrupt, 0, "the damaged block was detected");
 }
+
+static int reported;
+static char reported_path[4096];
+static void on_corruption(void *baton, const char *path, apr_uint64_t offset)
+{
+    (void)baton;
+    (void)offset;
+    reported++;
+    snprintf(reported_path, sizeof reported_path, "%s", path);
+}
+
+/* A whole log record that fails its checksum, with records after it, is
+ * damage, not a torn tail: writers refuse (rather than cut the log and
+ * lose what follows), and the damaged file is reported. */
+Test(db, damaged_log_record_is_refused_not_cut)
+{
+    kv_db_t *db = open_db(1 << 20, 0);
+    cr_assert_eq(kv_put(db, TU_STR("first"), TU_STR("1"), NULL, NULL), APR_SUCCESS);
+    cr_assert_eq(kv_put(db, TU_STR("second"), TU_STR("2"), NULL, NULL), APR_SUCCESS);
+    cr_assert_eq(kv_put(db, TU_STR("third"), TU_STR("3"), NULL, NULL), APR_SUCCESS);
+    kv_db_close(db);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/000001.log", dir);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    /* Records are equal-sized here: damage the second one's payload. */
+    long rec = st.st_size / 3;
+    FILE *f = fopen(path, "r+b");
+    fseek(f, rec + 20, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, rec + 20, SEEK_SET);
+    fputc(c ^ 0x01, f);
+    fclose(f);
+    kv_options_t o = tu_opts(1 << 20, 0);
+    o.on_corruption = on_corruption;
+    reported = 0;
+    cr_assert_eq(kv_db_open(&db, dir, &o, pool), KV_CORRUPT, "open refuses a damaged log");
+    cr_assert_gt(reported, 0);
+    cr_assert(strstr(reported_path, "000001.log"), "reported %s", reported_path);
+    struct stat st2;
+    cr_assert_eq(stat(path, &st2), 0);
+    cr_assert_eq(st2.st_size, st.st_size, "the log was not cut");
+}
