@@ -18,7 +18,7 @@ MODULE  := .libs/mod_kvlsm.so
 MOD_SRC := mod_kvlsm.c http/request.c
 HTTP_TESTS := $(BUILD)/http-tests
 
-.PHONY: all module test asan run install deps clean unit-test apache-test
+.PHONY: all module test asan run install deps clean unit-test apache-test stress
 all: module
 
 module: $(MODULE)
@@ -53,6 +53,11 @@ asan:
 	@$(MAKE) BUILD=build/asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	    unit-test > build/asan.log 2>&1; rc=$$?; cat build/asan.log; \
 	    test $$rc = 0 && ! grep -qE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" build/asan.log
+
+# kill -9 of the whole Apache under concurrent writes, 200 times (t/crash.t
+# runs 10 cycles within `make test`).
+stress: deps module
+	KVLSM_STRESS_CYCLES=200 sh t/run.sh t/crash.t
 
 run: deps module
 	sh conf/run.sh

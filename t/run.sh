@@ -12,7 +12,8 @@ if [ "$(id -u)" = 0 ]; then
     cp "$top/.libs/mod_kvlsm.so" "$work/.libs/"
     chown -R www-data:www-data "$work"
     rc=0
-    runuser -u www-data -- env HOME="$work" TMPDIR="$work" sh "$work/t/run.sh" "$@" || rc=$?
+    runuser -u www-data -- env HOME="$work" TMPDIR="$work" \
+        KVLSM_STRESS_CYCLES="${KVLSM_STRESS_CYCLES:-}" KVLSM_SEED="${KVLSM_SEED:-}" sh "$work/t/run.sh" "$@" || rc=$?
     if [ "$rc" != 0 ] && [ -f "$work/t/logs/error_log" ]; then
         echo "--- last lines of the test server's error_log ---"
         grep -v '\[.*:trace' "$work/t/logs/error_log" | tail -25
