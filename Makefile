@@ -7,11 +7,14 @@
 #   make run      Apache in the foreground on 127.0.0.1:8081, data in ./var
 #   make install  install the module and conf/kvlsm.{load,conf} (a2enmod kvlsm)
 #   make bench    engine vs LevelDB (bench/)
+#   make fuzz     libFuzzer on the request parser, log and SST readers
+#   make stress   200 cycles of kill -9 under load (t/crash.t)
 # `test` and `run` first install missing Debian packages when run as root.
 
 .DEFAULT_GOAL := all
 include engine/engine.mk
 -include bench/bench.mk
+include fuzz/fuzz.mk
 
 APXS    ?= apxs
 MODULE  := .libs/mod_kvlsm.so
@@ -44,6 +47,7 @@ apache-test: module
 test: deps
 	$(MAKE) unit-test
 	$(MAKE) asan
+	$(MAKE) fuzz-smoke
 	$(MAKE) apache-test
 
 # Criterion counts a test whose process reports a leak at exit as passed,
