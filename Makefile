@@ -43,6 +43,8 @@ unit-test: $(ENGINE_TESTS) $(HTTP_TESTS)
 
 apache-test: module
 	sh t/run.sh
+	@if [ "$$(id -u)" = 0 ]; then unshare -m perl t/diskfull.pl; \
+	 else echo "t/diskfull.pl skipped: it mounts a tmpfs, run make test as root"; fi
 
 test: deps
 	$(MAKE) unit-test

@@ -19,6 +19,7 @@ our @EXPORT = qw(base_url req json_of start_apache stop_apache module_path top_d
 my $json = JSON::PP->new->utf8->canonical;
 
 sub top_dir {
+    return $ENV{KVLSM_TOP} if $ENV{KVLSM_TOP};
     require Apache::Test;
     my $t = Apache::Test::config()->{vars}{t_dir};
     return "$t/..";
