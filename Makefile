@@ -4,11 +4,13 @@
 #                 ASan+UBSan), then the Apache::Test suite in t/ against a
 #                 real Apache
 #   make asan     the Criterion tests built with AddressSanitizer + UBSan
+#   make fault-test  power-loss simulation (engine built with fault.c)
 #   make run      Apache in the foreground on 127.0.0.1:8081, data in ./var
 #   make install  install the module and conf/kvlsm.{load,conf} (a2enmod kvlsm)
 #   make bench    engine vs LevelDB (bench/)
 #   make fuzz     libFuzzer on the request parser, log and SST readers
-#   make stress   200 cycles of kill -9 under load (t/crash.t)
+#   make stress   1000 simulated power cuts per sync mode, then 200 cycles
+#                 of kill -9 of Apache under load (t/crash.t)
 # `test` and `run` first install missing Debian packages when run as root.
 
 .DEFAULT_GOAL := all
@@ -21,7 +23,7 @@ MODULE  := .libs/mod_kvlsm.so
 MOD_SRC := mod_kvlsm.c http/request.c
 HTTP_TESTS := $(BUILD)/http-tests
 
-.PHONY: all module test asan run install deps clean unit-test apache-test stress
+.PHONY: all module test asan run install deps clean unit-test apache-test stress fault-test
 all: module
 
 module: $(MODULE)
@@ -49,6 +51,7 @@ apache-test: module
 test: deps
 	$(MAKE) unit-test
 	$(MAKE) asan
+	$(MAKE) fault-test
 	$(MAKE) fuzz-smoke
 	$(MAKE) apache-test
 
@@ -60,9 +63,17 @@ asan:
 	    unit-test > build/asan.log 2>&1; rc=$$?; cat build/asan.log; \
 	    test $$rc = 0 && ! grep -qE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" build/asan.log
 
+# Power loss under the fault-injection layer (engine/fault.c); the cycle
+# count comes from KVLSM_POWER_CYCLES (40 per sync mode by default).
+FAULT_MAKE = $(MAKE) BUILD=build/fault EXTRA_CFLAGS=-DKV_FAULT_INJECT
+fault-test:
+	@$(FAULT_MAKE) build/fault/fault-tests
+	build/fault/fault-tests -j2 --verbose=1
+
 # kill -9 of the whole Apache under concurrent writes, 200 times (t/crash.t
 # runs 10 cycles within `make test`).
 stress: deps module
+	KVLSM_POWER_CYCLES=1000 $(MAKE) fault-test
 	KVLSM_STRESS_CYCLES=200 sh t/run.sh t/crash.t
 
 run: deps module

@@ -127,9 +127,8 @@ static apr_status_t seal_output(kv_db_t *db, sst_builder_t *b, uint64_t number,
     apr_status_t rv = sst_builder_finish(b, &meta);
     if (rv)
         return rv;
-    if (rename(tmp, path) < 0) {
-        rv = APR_FROM_OS_ERROR(errno);
-        unlink(tmp);
+    if ((rv = fio_rename(tmp, path))) {
+        fio_unlink(tmp);
         sst_meta_free(&meta);
         return rv;
     }
@@ -196,7 +195,7 @@ static apr_status_t merge(kv_db_t *db, manifest_t *m, const picks_t *in,
                 bnum = m->next_sst++;
                 fio_name(tmp, sizeof(tmp), db->dir, bnum, "sst");
                 strcat(tmp, ".tmp");
-                unlink(tmp);
+                fio_unlink(tmp);
                 if ((rv = sst_builder_open(&b, tmp)))
                     break;
             }
@@ -304,7 +303,7 @@ apr_status_t compact_once(kv_db_t *db, int *did)
             for (int i = 0; i < outs.nfiles; i++) {
                 char path[4096];
                 fio_name(path, sizeof(path), db->dir, outs.files[i].number, "sst");
-                unlink(path);
+                fio_unlink(path);
             }
             goto out;
         }
@@ -329,7 +328,7 @@ apr_status_t compact_once(kv_db_t *db, int *did)
             for (int i = 0; i < in->n; i++) {
                 char path[4096];
                 fio_name(path, sizeof(path), db->dir, gone[i], "sst");
-                unlink(path);
+                fio_unlink(path);
             }
         }
         free(gone);

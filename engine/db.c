@@ -229,8 +229,7 @@ apr_status_t db_catch_up(kv_db_t *db, int writer)
             }
             if (!writer)
                 return APR_SUCCESS;
-            if (ftruncate(log->fd, (off_t)(off + pos)) < 0)
-                return APR_FROM_OS_ERROR(errno);
+            return fio_truncate(log->fd, off + pos);
         }
         return APR_SUCCESS;
     }
@@ -581,7 +580,7 @@ static apr_status_t append_record(kv_db_t *db, wal_rec_t *rec, uint64_t *end)
     if (rv) {
         /* Leave no partial record; if even this fails, the next writer
          * finds a torn tail and cuts it. */
-        if (ftruncate(w->fd, (off_t)off) < 0) { /* nothing more to do */ }
+        fio_truncate(w->fd, off);
         return rv;
     }
     *end = off + rec->len;
@@ -662,7 +661,7 @@ static apr_status_t maybe_rotate(kv_db_t *db, int force)
     if (db->opts.sync_mode != KV_SYNC_OFF && (rv = fio_fdatasync(w->fd)))
         goto out;
     if ((rv = fio_pwrite_full(w->fd, rec.buf, rec.len, size))) {
-        if (ftruncate(w->fd, (off_t)size) < 0) { /* the next writer cuts it */ }
+        fio_truncate(w->fd, size);   /* if this fails, the next writer cuts it */
         goto out;
     }
     if (db->opts.sync_mode != KV_SYNC_OFF && (rv = fio_fdatasync(w->fd)))

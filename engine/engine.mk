@@ -8,9 +8,15 @@ CC          ?= cc
 OPT         ?= -O2
 ENGINE_CFLAGS = -std=gnu11 -g $(OPT) -fPIC -Wall -Wextra -Werror -Iengine $(APR_CFLAGS) $(EXTRA_CFLAGS)
 
-# BUILD is build/ normally, build/asan for `make asan`.
+# BUILD is build/ normally, build/asan for `make asan`, build/fault for
+# the fault-injection build (`make fault-test`): only that one compiles
+# fault.c and routes file operations through it.
 BUILD       ?= build
+ifneq ($(filter -DKV_FAULT_INJECT,$(EXTRA_CFLAGS)),)
 ENGINE_SRCS := $(wildcard engine/*.c)
+else
+ENGINE_SRCS := $(filter-out engine/fault.c,$(wildcard engine/*.c))
+endif
 ENGINE_OBJS := $(patsubst engine/%.c,$(BUILD)/engine/%.o,$(ENGINE_SRCS))
 ENGINE_LIB  := $(BUILD)/libkvlsm.a
 ENGINE_TEST_SRCS := $(wildcard engine/tests/*.c)
@@ -31,6 +37,11 @@ $(KVLSM_CHECK): engine/tools/kvlsm-check.c $(ENGINE_LIB)
 
 $(ENGINE_TESTS): $(ENGINE_TEST_SRCS) $(ENGINE_LIB) $(KVLSM_CHECK) $(wildcard engine/*.h engine/tests/*.h)
 	$(CC) $(ENGINE_CFLAGS) -Iengine/tests -DKVLSM_CHECK='"$(abspath $(KVLSM_CHECK))"' -o $@ $(ENGINE_TEST_SRCS) $(ENGINE_LIB) $(APR_LIBS) -lcriterion -lpthread
+
+# Power-loss tests: only meaningful (and only built) in the fault build.
+FAULT_TESTS := $(BUILD)/fault-tests
+$(FAULT_TESTS): $(wildcard engine/tests/fault/*.c) $(ENGINE_LIB) $(KVLSM_CHECK) $(wildcard engine/*.h engine/tests/*.h)
+	$(CC) $(ENGINE_CFLAGS) -Iengine/tests -DKVLSM_CHECK='"$(abspath $(KVLSM_CHECK))"' -o $@ $(wildcard engine/tests/fault/*.c) $(ENGINE_LIB) $(APR_LIBS) -lcriterion -lpthread
 
 .PHONY: engine engine-test
 engine: $(ENGINE_LIB) $(KVLSM_CHECK)

@@ -1,5 +1,8 @@
 /* fileio.c -- file and lock primitives (fileio.h).  Everything here
- * retries EINTR and short transfers, so callers see all-or-error. */
+ * retries EINTR and short transfers, so callers see all-or-error.  Fault
+ * builds (-DKV_FAULT_INJECT, tests only) pass each operation that changes
+ * a file or a directory through fault.c; production builds compile the
+ * hooks away. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -8,9 +11,20 @@
 #include <unistd.h>
 #include "fileio.h"
 
+#ifdef KV_FAULT_INJECT
+#include "fault.h"
+#define FAULT(call) call
+#else
+#define FAULT(call) ((void)0)
+#endif
+
 apr_status_t fio_pread_full(int fd, void *buf, size_t n, uint64_t off)
 {
     char *p = buf;
+#ifdef KV_FAULT_INJECT
+    if (fault_read_error(fd))
+        return APR_FROM_OS_ERROR(errno);
+#endif
     while (n > 0) {
         ssize_t r = pread(fd, p, n, (off_t)off);
         if (r < 0) {
@@ -27,9 +41,8 @@ apr_status_t fio_pread_full(int fd, void *buf, size_t n, uint64_t off)
     return APR_SUCCESS;
 }
 
-apr_status_t fio_pwrite_full(int fd, const void *buf, size_t n, uint64_t off)
+static apr_status_t pwrite_full(int fd, const char *p, size_t n, uint64_t off)
 {
-    const char *p = buf;
     while (n > 0) {
         ssize_t r = pwrite(fd, p, n, (off_t)off);
         if (r < 0) {
@@ -46,13 +59,76 @@ apr_status_t fio_pwrite_full(int fd, const void *buf, size_t n, uint64_t off)
     return APR_SUCCESS;
 }
 
+apr_status_t fio_pwrite_full(int fd, const void *buf, size_t n, uint64_t off)
+{
+    FAULT(fault_enter());
+    FAULT(fault_before_write(fd, off));
+    apr_status_t rv = pwrite_full(fd, buf, n, off);
+    FAULT(fault_leave());
+    return rv;
+}
+
 apr_status_t fio_fdatasync(int fd)
 {
+    apr_status_t rv = APR_SUCCESS;
+    FAULT(fault_enter());
     while (fdatasync(fd) < 0) {
-        if (errno != EINTR)
-            return APR_FROM_OS_ERROR(errno);
+        if (errno != EINTR) {
+            rv = APR_FROM_OS_ERROR(errno);
+            break;
+        }
     }
-    return APR_SUCCESS;
+    if (rv == APR_SUCCESS)
+        FAULT(fault_after_sync(fd));
+    FAULT(fault_leave());
+    return rv;
+}
+
+apr_status_t fio_truncate(int fd, uint64_t size)
+{
+    apr_status_t rv = APR_SUCCESS;
+    FAULT(fault_enter());
+    FAULT(fault_before_truncate(fd));
+    while (ftruncate(fd, (off_t)size) < 0) {
+        if (errno != EINTR) {
+            rv = APR_FROM_OS_ERROR(errno);
+            break;
+        }
+    }
+    FAULT(fault_after_truncate(fd, size));
+    FAULT(fault_leave());
+    return rv;
+}
+
+apr_status_t fio_rename(const char *from, const char *to)
+{
+    apr_status_t rv = APR_SUCCESS;
+    FAULT(fault_enter());
+    FAULT(fault_before_rename(from, to));
+    if (rename(from, to) < 0)
+        rv = APR_FROM_OS_ERROR(errno);
+    FAULT(fault_leave());
+    return rv;
+}
+
+apr_status_t fio_unlink(const char *path)
+{
+    apr_status_t rv = APR_SUCCESS;
+    FAULT(fault_enter());
+    FAULT(fault_before_unlink(path));
+    if (unlink(path) < 0)
+        rv = APR_FROM_OS_ERROR(errno);
+    FAULT(fault_leave());
+    return rv;
+}
+
+int fio_may_map(void)
+{
+#ifdef KV_FAULT_INJECT
+    return 0;
+#else
+    return 1;
+#endif
 }
 
 apr_status_t fio_fsync_dir(const char *dir)
@@ -61,12 +137,16 @@ apr_status_t fio_fsync_dir(const char *dir)
     if (fd < 0)
         return APR_FROM_OS_ERROR(errno);
     apr_status_t rv = APR_SUCCESS;
+    FAULT(fault_enter());
     while (fsync(fd) < 0) {
         if (errno != EINTR) {
             rv = APR_FROM_OS_ERROR(errno);
             break;
         }
     }
+    if (rv == APR_SUCCESS)
+        FAULT(fault_after_sync_dir(dir));
+    FAULT(fault_leave());
     close(fd);
     return rv;
 }
@@ -74,17 +154,19 @@ apr_status_t fio_fsync_dir(const char *dir)
 apr_status_t fio_write_file_atomic(const char *dir, const char *tmp,
                                    const char *path, const void *buf, size_t n)
 {
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         return APR_FROM_OS_ERROR(errno);
-    apr_status_t rv = fio_pwrite_full(fd, buf, n, 0);
+    apr_status_t rv = fio_truncate(fd, 0);
+    if (rv == APR_SUCCESS)
+        rv = fio_pwrite_full(fd, buf, n, 0);
     if (rv == APR_SUCCESS)
         rv = fio_fdatasync(fd);
     close(fd);
-    if (rv == APR_SUCCESS && rename(tmp, path) < 0)
-        rv = APR_FROM_OS_ERROR(errno);
+    if (rv == APR_SUCCESS)
+        rv = fio_rename(tmp, path);
     if (rv != APR_SUCCESS) {
-        unlink(tmp);
+        fio_unlink(tmp);
         return rv;
     }
     return fio_fsync_dir(dir);

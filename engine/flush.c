@@ -112,7 +112,7 @@ static apr_status_t write_sst(kv_db_t *db, memtable_t *mt, uint64_t number,
     char tmp[4200], path[4096];
     fio_name(path, sizeof(path), db->dir, number, "sst");
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    unlink(tmp);
+    fio_unlink(tmp);
     sst_builder_t *b;
     apr_status_t rv = sst_builder_open(&b, tmp);
     if (rv)
@@ -135,10 +135,9 @@ static apr_status_t write_sst(kv_db_t *db, memtable_t *mt, uint64_t number,
     sst_meta_t meta;
     if ((rv = sst_builder_finish(b, &meta)))
         return rv;   /* finish frees b; the .tmp is removed as an orphan */
-    if (rename(tmp, path) < 0) {
-        rv = APR_FROM_OS_ERROR(errno);
+    if ((rv = fio_rename(tmp, path))) {
         sst_meta_free(&meta);
-        unlink(tmp);
+        fio_unlink(tmp);
         return rv;
     }
     memset(f, 0, sizeof(*f));
@@ -190,7 +189,7 @@ apr_status_t flush_logs_into(kv_db_t *db, manifest_t *m)
                 /* Only now, with the manifest durable, may the log go. */
                 char path[4096];
                 fio_name(path, sizeof(path), db->dir, l, "log");
-                unlink(path);
+                fio_unlink(path);
                 STAT_ADD(db, flushes, 1);
             }
         }
@@ -270,7 +269,7 @@ apr_status_t flush_remove_orphans(kv_db_t *db)
         if (remove) {
             char path[4096];
             snprintf(path, sizeof(path), "%s/%s", db->dir, n);
-            unlink(path);
+            fio_unlink(path);
         }
     }
     closedir(d);

@@ -163,7 +163,7 @@ apr_status_t sst_open(sst_t **tp, const char *path, uint64_t number)
          * each block's CRC is still checked, once, before it is used.  An
          * SST never changes after it is written, so the map stays right.
          * Without a mapping, every read is a pread and a CRC check. */
-        void *m = mmap(NULL, t->file_bytes, PROT_READ, MAP_SHARED, t->fd, 0);
+        void *m = fio_may_map() ? mmap(NULL, t->file_bytes, PROT_READ, MAP_SHARED,  t->fd, 0) : MAP_FAILED;
         t->verified = calloc((t->nblocks + 7) / 8, 1);
         if (m != MAP_FAILED && t->verified)
             t->map = m;

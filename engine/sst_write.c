@@ -126,7 +126,7 @@ apr_status_t sst_builder_open(sst_builder_t **bp, const char *path)
     b->path = malloc(plen + 1);
     if (!b->path) {
         close(b->fd);
-        unlink(path);
+        fio_unlink(path);
         free(b);
         return APR_ENOMEM;
     }
@@ -222,7 +222,7 @@ static void builder_free(sst_builder_t *b)
 void sst_builder_abandon(sst_builder_t *b)
 {
     close(b->fd);
-    unlink(b->path);
+    fio_unlink(b->path);
     builder_free(b);
 }
 
@@ -302,7 +302,7 @@ apr_status_t sst_builder_finish(sst_builder_t *b, sst_meta_t *meta)
     if (close(b->fd) < 0 && !rv)
         rv = APR_FROM_OS_ERROR(errno);
     if (rv)
-        unlink(b->path);
+        fio_unlink(b->path);
     builder_free(b);
     return rv;
 }

@@ -1,0 +1,49 @@
+/* fault.h -- a test-only layer under fileio.c that simulates power loss
+ * and read errors.  It exists only in builds made with -DKV_FAULT_INJECT
+ * (make fault-test); production builds have none of it.
+ *
+ * Power loss: once armed on a data directory, the layer remembers, for
+ * every file the engine writes, how many bytes an fdatasync made durable,
+ * and for the directory, the listing its last fsync made durable (names
+ * the engine unlinks or renames over stay alive as hidden hard links until
+ * then).  After a chosen number of file operations it "cuts the power":
+ * every file goes back to its durable length, the directory to its durable
+ * listing, and the process _exits with FAULT_EXIT -- exactly what a machine
+ * that lost power would find on its disk, if unsynced data is all lost.
+ *
+ * Read errors: a pread on an .sst file fails with EIO while a file named
+ * FAULT-EIO exists in the same directory.  Fault builds never mmap SSTs, so
+ * every read goes through pread. */
+#ifndef KV_FAULT_H
+#define KV_FAULT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FAULT_EXIT 86
+#define FAULT_EIO_FLAG "FAULT-EIO"
+
+/* Track dir; cut the power at the `after`-th file operation from now
+ * (0: track, never cut). */
+void fault_power_arm(const char *dir, uint64_t after);
+/* File operations seen since arming. */
+uint64_t fault_ops(void);
+/* Cut the power now. */
+void fault_power_cut(void) __attribute__((noreturn));
+
+/* Hooks called by fileio.c (fault builds only).  fault_enter counts one
+ * operation (and may cut the power) and holds the layer's lock until
+ * fault_leave, so an operation and its bookkeeping are one step. */
+void fault_enter(void);
+void fault_leave(void);
+void fault_before_write(int fd, uint64_t off);
+void fault_after_sync(int fd);
+void fault_before_truncate(int fd);
+void fault_after_truncate(int fd, uint64_t size);
+void fault_before_unlink(const char *path);
+void fault_before_rename(const char *from, const char *to);
+void fault_after_sync_dir(const char *dir);
+/* Nonzero (errno set to EIO) when a read of fd must fail. */
+int fault_read_error(int fd);
+
+#endif
