@@ -31,6 +31,13 @@ $(MODULE): $(MOD_SRC) http/request.h engine/kvlsm.h $(ENGINE_LIB)
 	$(APXS) -c -Wc,-std=gnu11 -Wc,-Wall -Wc,-Wextra -Wc,-Werror -Wc,-I. \
 	    -o mod_kvlsm.la $(MOD_SRC) $(ENGINE_LIB) -lcjson
 
+# The same module built like the engine beside it (build/fault: with the
+# fault layer; build/asan: with the sanitizers), for the tests that load it
+# into Apache.  The production module above is built by apxs.
+HTTPD_INC := $(shell $(APXS) -q INCLUDEDIR 2>/dev/null)
+$(BUILD)/mod_kvlsm.so: $(MOD_SRC) http/request.h engine/kvlsm.h $(ENGINE_LIB)
+	$(CC) -shared $(ENGINE_CFLAGS) -I. -I$(HTTPD_INC) -o $@ $(MOD_SRC) $(ENGINE_LIB) -lcjson
+
 $(HTTP_TESTS): http/request.c http/request.h $(wildcard http/tests/*.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(ENGINE_CFLAGS) -I. -Iengine/tests -o $@ http/request.c $(wildcard http/tests/*.c) \
@@ -44,6 +51,7 @@ unit-test: $(ENGINE_TESTS) $(HTTP_TESTS)
 	$(HTTP_TESTS) -j2
 
 apache-test: module
+	@$(FAULT_MAKE) build/fault/mod_kvlsm.so
 	sh t/run.sh
 	@if [ "$$(id -u)" = 0 ]; then unshare -m perl t/diskfull.pl; \
 	 else echo "t/diskfull.pl skipped: it mounts a tmpfs, run make test as root"; fi

@@ -10,6 +10,11 @@ if [ "$(id -u)" = 0 ]; then
     cp -r "$top/t" "$top/conf" "$work/"
     rm -rf "$work/t/logs" "$work/t/data"
     cp "$top/.libs/mod_kvlsm.so" "$work/.libs/"
+    for m in build/fault/mod_kvlsm.so build/asan/mod_kvlsm.so; do
+        if [ -f "$top/$m" ]; then
+            mkdir -p "$work/$(dirname $m)" && cp "$top/$m" "$work/$m"
+        fi
+    done
     chown -R www-data:www-data "$work"
     rc=0
     runuser -u www-data -- env HOME="$work" TMPDIR="$work" \

@@ -58,14 +58,15 @@ sub free_port {
 }
 
 # start_apache(mpm => 'event'|'prefork', servers => N, extra => "conf lines",
-#              dir => existing dir) -> { pid, port, dir, url, conf }
+#              dir => existing dir, module => path of another build of
+#              mod_kvlsm.so) -> { pid, port, dir, url, conf }
 sub start_apache {
     my %o = @_;
     my $mpm = $o{mpm} || 'event';
     my $dir = $o{dir} || tempdir('kvlsm-httpd-XXXXXX', TMPDIR => 1, CLEANUP => 1);
     my $port = $o{port} || free_port();
     my $servers = $o{servers} || 3;
-    my $mod = module_path();
+    my $mod = $o{module} || module_path();
     mkdir "$dir/data";
     my $mpmconf = $mpm eq 'prefork'
         ? "StartServers $servers\nMinSpareServers $servers\nMaxSpareServers " . ($servers + 2) . "\nMaxRequestWorkers 16\n"
