@@ -4,6 +4,7 @@
 #                 ASan+UBSan), then the Apache::Test suite in t/ against a
 #                 real Apache
 #   make asan     the Criterion tests built with AddressSanitizer + UBSan
+#   make apache-asan  the Apache::Test suite with the module built so
 #   make fault-test  power-loss simulation (engine built with fault.c)
 #   make run      Apache in the foreground on 127.0.0.1:8081, data in ./var
 #   make install  install the module and conf/kvlsm.{load,conf} (a2enmod kvlsm)
@@ -23,7 +24,7 @@ MODULE  := .libs/mod_kvlsm.so
 MOD_SRC := mod_kvlsm.c http/request.c
 HTTP_TESTS := $(BUILD)/http-tests
 
-.PHONY: all module test asan run install deps clean unit-test apache-test stress fault-test
+.PHONY: all module test asan run install deps clean unit-test apache-test apache-asan stress fault-test
 all: module
 
 module: $(MODULE)
@@ -65,10 +66,10 @@ test: deps
 
 # Criterion counts a test whose process reports a leak at exit as passed,
 # so the sanitizers' own reports decide too.
+ASAN_MAKE = $(MAKE) BUILD=build/asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
 asan:
 	@mkdir -p build
-	@$(MAKE) BUILD=build/asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	    unit-test > build/asan.log 2>&1; rc=$$?; cat build/asan.log; \
+	@$(ASAN_MAKE) unit-test > build/asan.log 2>&1; rc=$$?; cat build/asan.log; \
 	    test $$rc = 0 && ! grep -qE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" build/asan.log
 
 # Power loss under the fault-injection layer (engine/fault.c); the cycle
@@ -77,6 +78,13 @@ FAULT_MAKE = $(MAKE) BUILD=build/fault EXTRA_CFLAGS=-DKV_FAULT_INJECT
 fault-test:
 	@$(FAULT_MAKE) build/fault/fault-tests
 	build/fault/fault-tests -j2 --verbose=1
+
+# The Apache::Test suite against the module built with ASan and UBSan,
+# Apache started with their runtimes preloaded (t/run.sh).
+apache-asan: module
+	@$(ASAN_MAKE) build/asan/mod_kvlsm.so
+	@$(FAULT_MAKE) build/fault/mod_kvlsm.so
+	KVLSM_SANITIZE=1 sh t/run.sh
 
 # kill -9 of the whole Apache under concurrent writes, 200 times (t/crash.t
 # runs 10 cycles within `make test`).

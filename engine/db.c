@@ -125,15 +125,32 @@ static apr_status_t apply_batch(kv_db_t *db, const wal_view_t *v)
 
 /* Seal the active memtable and continue in log `next`.  state_mu held.
  * A complete rotation record is permanent, so creating a missing next log
- * is safe for anyone (its writer may have died before creating it).  If
- * the log was instead flushed and removed while we were away, the
- * manifest says so, and the refresh at the end starts us over there. */
+ * is safe for anyone (its writer may have died before creating it).  But
+ * the log may instead have been flushed and removed while we were away:
+ * then the manifest, read after the open, has moved past it (a flusher
+ * writes the manifest before it removes the log), and we must start over
+ * from the manifest rather than write into a log nobody will read -- even
+ * if opening the manifest's SSTs fails, which then fails the catch-up. */
 static apr_status_t switch_log(kv_db_t *db, uint64_t next)
 {
     wal_file_t *w;
     apr_status_t rv = wal_file_open(db, next, 1, &w);
     if (rv)
         return rv;
+    manifest_t m;
+    if ((rv = mf_read(db->dir, &m, NULL, NULL))) {
+        wal_file_unref(w);
+        return rv;
+    }
+    uint64_t start = m.log_start;
+    mf_free(&m);
+    if (start > next) {
+        wal_file_unref(w);
+        char path[4096];
+        fio_name(path, sizeof(path), db->dir, next, "log");
+        fio_unlink(path);   /* below log_start: nobody's */
+        return db_refresh_manifest(db, 0);
+    }
     memtable_t *mem = mt_create_sized(db->opts.memtable_bytes);
     version_t *nv = mem ? version_clone(db->current) : NULL;
     if (!nv) {

@@ -25,7 +25,7 @@ mkdir "$dir/mods-enabled";
 # The shipped files, with the module path pointed at this build.
 open my $in, '<', "$top/conf/kvlsm.load" or die $!;
 open my $out, '>', "$dir/mods-enabled/kvlsm.load" or die $!;
-while (<$in>) { s{/usr/lib/apache2/modules/mod_kvlsm\.so}{$top/.libs/mod_kvlsm.so}; print $out $_ }
+while (<$in>) { s{/usr/lib/apache2/modules/mod_kvlsm\.so}{@{[module_path()]}}; print $out $_ }
 close $out;
 open $in, '<', "$top/conf/kvlsm.conf" or die $!;
 open $out, '>', "$dir/mods-enabled/kvlsm.conf" or die $!;
@@ -48,7 +48,7 @@ IncludeOptional mods-enabled/*.conf
 $extra
 CONF
     close $c;
-    my $output = `/usr/sbin/apache2 -t -f $dir/apache2.conf 2>&1`;
+    my $output = `@{[httpd()]} -t -f $dir/apache2.conf 2>&1`;
     return ($? >> 8, $output);
 }
 

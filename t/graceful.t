@@ -57,7 +57,7 @@ while ($done < $clients && time < $deadline) {
         else { $done++; $fail += $3; $stale += $4 }
     }
     if ($did < $restarts && $acks >= $next_restart) {
-        system('/usr/sbin/apache2', '-f', $inst->{conf}, '-k', 'graceful') == 0 or die 'graceful failed';
+        system(httpd(), '-f', $inst->{conf}, '-k', 'graceful') == 0 or die 'graceful failed';
         $did++;
         $next_restart += 250;
     }

@@ -35,9 +35,9 @@ write_keys(1, 200);
 
 # Graceful restart in the middle of the writes: old and new children
 # share the directory.
-system('/usr/sbin/apache2', '-f', $inst->{conf}, '-k', 'graceful') == 0 or die 'graceful failed';
+system(httpd(), '-f', $inst->{conf}, '-k', 'graceful') == 0 or die 'graceful failed';
 write_keys(201, 400);
-system('/usr/sbin/apache2', '-f', $inst->{conf}, '-k', 'graceful') == 0 or die 'graceful failed';
+system(httpd(), '-f', $inst->{conf}, '-k', 'graceful') == 0 or die 'graceful failed';
 write_keys(401, 600);
 ok t_cmp($failed, 0, 'no request failed across two graceful restarts');
 ok t_cmp(lost(), 0, 'nothing acknowledged was lost across graceful restarts');

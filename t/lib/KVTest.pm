@@ -14,7 +14,7 @@ use LWP::UserAgent;
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(time sleep);
 
-our @EXPORT = qw(base_url req json_of start_apache stop_apache module_path top_dir free_port);
+our @EXPORT = qw(base_url req json_of start_apache stop_apache module_path top_dir free_port httpd);
 
 my $json = JSON::PP->new->utf8->canonical;
 
@@ -24,6 +24,9 @@ sub top_dir {
     my $t = Apache::Test::config()->{vars}{t_dir};
     return "$t/..";
 }
+
+# The Apache binary (t/run.sh points it at a wrapper for sanitizer runs).
+sub httpd { $ENV{KVLSM_HTTPD} || '/usr/sbin/apache2' }
 
 sub module_path { top_dir() . '/.libs/mod_kvlsm.so' }
 
@@ -97,7 +100,7 @@ CONF
     print $fh $conf;
     close $fh;
     unlink "$dir/httpd.pid";
-    system('/usr/sbin/apache2', '-f', "$dir/httpd.conf", '-k', 'start') == 0
+    system(httpd(), '-f', "$dir/httpd.conf", '-k', 'start') == 0
         or die "apache2 failed to start: " . `tail -5 $dir/error.log`;
     my $inst = { dir => $dir, port => $port, url => "http://127.0.0.1:$port", conf => "$dir/httpd.conf" };
     # Ready when its pid file exists and the port answers (bounded wait).
