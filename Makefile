@@ -5,6 +5,7 @@
 #                 real Apache
 #   make asan     the Criterion tests built with AddressSanitizer + UBSan
 #   make apache-asan  the Apache::Test suite with the module built so
+#   make valgrind the engine tests under Valgrind memcheck
 #   make fault-test  power-loss simulation (engine built with fault.c)
 #   make run      Apache in the foreground on 127.0.0.1:8081, data in ./var
 #   make install  install the module and conf/kvlsm.{load,conf} (a2enmod kvlsm)
@@ -24,7 +25,7 @@ MODULE  := .libs/mod_kvlsm.so
 MOD_SRC := mod_kvlsm.c http/request.c
 HTTP_TESTS := $(BUILD)/http-tests
 
-.PHONY: all module test asan run install deps clean unit-test apache-test apache-asan stress fault-test
+.PHONY: all module test asan run install deps clean unit-test apache-test apache-asan stress fault-test valgrind
 all: module
 
 module: $(MODULE)
@@ -60,9 +61,11 @@ apache-test: module
 test: deps
 	$(MAKE) unit-test
 	$(MAKE) asan
+	$(MAKE) valgrind
 	$(MAKE) fault-test
 	$(MAKE) fuzz-smoke
 	$(MAKE) apache-test
+	$(MAKE) apache-asan
 
 # Criterion counts a test whose process reports a leak at exit as passed,
 # so the sanitizers' own reports decide too.
@@ -78,6 +81,17 @@ FAULT_MAKE = $(MAKE) BUILD=build/fault EXTRA_CFLAGS=-DKV_FAULT_INJECT
 fault-test:
 	@$(FAULT_MAKE) build/fault/fault-tests
 	build/fault/fault-tests -j2 --verbose=1
+
+# The engine tests under Valgrind memcheck.  Criterion counts a worker that
+# valgrind found errors in as passed, so its logs decide (workers killed on
+# purpose by the crash tests leave no summary).
+valgrind: $(ENGINE_TESTS)
+	@rm -rf build/valgrind && mkdir -p build/valgrind
+	valgrind --trace-children=yes --leak-check=full --errors-for-leak-kinds=definite \
+	    --log-file=build/valgrind/%p.log $(ENGINE_TESTS) -j2
+	@bad=$$(grep -l "ERROR SUMMARY: [1-9]" build/valgrind/*.log || true); \
+	 echo "valgrind: $$(ls build/valgrind | wc -l) processes checked, $$(echo $$bad | wc -w) with errors"; \
+	 for f in $$bad; do cat $$f; done; test -z "$$bad"
 
 # The Apache::Test suite against the module built with ASan and UBSan,
 # Apache started with their runtimes preloaded (t/run.sh).
