@@ -104,7 +104,7 @@ apache-asan: module
 # runs 10 cycles within `make test`).
 stress: deps module
 	KVLSM_POWER_CYCLES=1000 $(MAKE) fault-test
-	KVLSM_STRESS_CYCLES=200 sh t/run.sh t/crash.t
+	KVLSM_STRESS_CYCLES=200 sh t/run.sh -verbose t/crash.t
 
 run: deps module
 	sh conf/run.sh
