@@ -17,6 +17,7 @@
 #include "http_protocol.h"
 #include "http_request.h"
 #include "util_filter.h"
+#include "mod_status.h"
 #include "ap_expr.h"
 #include "unixd.h"
 #include "apr_hash.h"
@@ -25,13 +26,11 @@
 
 #include "engine/kvlsm.h"
 #include "http/request.h"
+#include "http/handlers.h"
 
 module AP_MODULE_DECLARE_DATA kvlsm_module;
 
 #define KVLSM_HANDLER "kvlsm"
-/* JSON may spell a byte as \u00XX: six bytes on the wire for one stored. */
-#define JSON_INFLATION 6
-#define BODY_SLACK 1024
 
 typedef struct {
     const char *data_dir;
@@ -370,7 +369,7 @@ static void kvlsm_insert_error_filter(request_rec *r)
         ap_add_output_filter(KVLSM_ERROR_FILTER, NULL, r, r->connection);
 }
 
-static int send_json(request_rec *r, int status, const char *json)
+int kvh_send_json(request_rec *r, int status, const char *json)
 {
     r->status = status;
     ap_set_content_type(r, "application/json");
@@ -384,31 +383,31 @@ static int send_json(request_rec *r, int status, const char *json)
     return OK;
 }
 
-static int send_error(request_rec *r, int status, const char *msg,
+int kvh_send_error(request_rec *r, int status, const char *msg,
                       const char *key, size_t klen)
 {
     char *json = key ? kvr_json_kv(r->pool, "error", msg, strlen(msg), "key", key, klen)
                      : kvr_json_kv(r->pool, "error", msg, strlen(msg), NULL, NULL, 0);
-    return send_json(r, status, json ? json : "{\"error\":\"out of memory\"}");
+    return kvh_send_json(r, status, json ? json : "{\"error\":\"out of memory\"}");
 }
 
 /* Engine failures: log them, and answer without leaking internals. */
-static int engine_error(request_rec *r, apr_status_t rv, const char *what,
+int kvh_engine_error(request_rec *r, apr_status_t rv, const char *what,
                         const char *key, size_t klen)
 {
     char buf[256];
     if (APR_STATUS_IS_ENOSPC(rv)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, APLOGNO(10907)
                       "kvlsm: %s failed: no space left", what);
-        return send_error(r, HTTP_INSUFFICIENT_STORAGE, "no space left on the store's disk", key, klen);
+        return kvh_send_error(r, HTTP_INSUFFICIENT_STORAGE, "no space left on the store's disk", key, klen);
     }
     if (rv == KV_TOOLARGE)
-        return send_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE, "key or value too large", key, klen);
+        return kvh_send_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE, "key or value too large", key, klen);
     if (rv == KV_CLOSED)
-        return send_error(r, HTTP_SERVICE_UNAVAILABLE, "store unavailable", key, klen);
+        return kvh_send_error(r, HTTP_SERVICE_UNAVAILABLE, "store unavailable", key, klen);
     ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, APLOGNO(10908)
                   "kvlsm: %s failed: %s", what, kv_strerror(rv, buf, sizeof buf));
-    return send_error(r, HTTP_INTERNAL_SERVER_ERROR,
+    return kvh_send_error(r, HTTP_INTERNAL_SERVER_ERROR,
                       rv == KV_CORRUPT ? "store data is damaged" : "internal store error",
                       key, klen);
 }
@@ -416,18 +415,12 @@ static int engine_error(request_rec *r, apr_status_t rv, const char *what,
 static int method_not_allowed(request_rec *r, const char *allow)
 {
     apr_table_setn(r->headers_out, "Allow", allow);
-    return send_error(r, HTTP_METHOD_NOT_ALLOWED,
+    return kvh_send_error(r, HTTP_METHOD_NOT_ALLOWED,
                       apr_psprintf(r->pool, "method %s not allowed here; use %s", r->method, allow),
                       NULL, 0);
 }
 
-/* A rejected request: status and message for the JSON answer. */
-typedef struct {
-    int status;
-    const char *msg;
-} reject_t;
-
-static int reject(reject_t *rj, int status, const char *msg)
+int kvh_reject(reject_t *rj, int status, const char *msg)
 {
     rj->status = status;
     rj->msg = msg;
@@ -435,18 +428,18 @@ static int reject(reject_t *rj, int status, const char *msg)
 }
 
 /* The key from ?key=..., checked.  1 if good, else 0 with *rj filled. */
-static int query_key(request_rec *r, const kv_options_t *o, char **key, size_t *klen,
+int kvh_query_key(request_rec *r, const kv_options_t *o, char **key, size_t *klen,
                      reject_t *rj)
 {
     int found = kvr_query_param(r->pool, r->args, "key", key, klen);
     if (found < 0)
-        return reject(rj, HTTP_BAD_REQUEST, "malformed %-escape in key");
+        return kvh_reject(rj, HTTP_BAD_REQUEST, "malformed %-escape in key");
     if (found == 0 || *klen == 0)
-        return reject(rj, HTTP_BAD_REQUEST, "missing key: use ?key=...");
+        return kvh_reject(rj, HTTP_BAD_REQUEST, "missing key: use ?key=...");
     if (!kvr_text_ok(*key, *klen))
-        return reject(rj, HTTP_BAD_REQUEST, "key must be valid UTF-8 without U+0000");
+        return kvh_reject(rj, HTTP_BAD_REQUEST, "key must be valid UTF-8 without U+0000");
     if (*klen > o->max_key_bytes)
-        return reject(rj, HTTP_REQUEST_ENTITY_TOO_LARGE,
+        return kvh_reject(rj, HTTP_REQUEST_ENTITY_TOO_LARGE,
                       apr_psprintf(r->pool, "key longer than %" APR_SIZE_T_FMT " bytes",
                                    o->max_key_bytes));
     return 1;
@@ -454,7 +447,7 @@ static int query_key(request_rec *r, const kv_options_t *o, char **key, size_t *
 
 /* Read the whole body, at most limit bytes (and LimitRequestBody).
  * 1 if read, else 0 with *rj filled. */
-static int read_body(request_rec *r, apr_size_t limit, char **body, apr_size_t *len,
+int kvh_read_body(request_rec *r, apr_size_t limit, char **body, apr_size_t *len,
                      reject_t *rj)
 {
     apr_off_t max = ap_get_limit_req_body(r);
@@ -462,9 +455,9 @@ static int read_body(request_rec *r, apr_size_t limit, char **body, apr_size_t *
         limit = (apr_size_t)max;
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
     if (cl && apr_atoi64(cl) > (apr_int64_t)limit)
-        return reject(rj, HTTP_REQUEST_ENTITY_TOO_LARGE, "request body too large");
+        return kvh_reject(rj, HTTP_REQUEST_ENTITY_TOO_LARGE, "request body too large");
     if (ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK) != OK)
-        return reject(rj, HTTP_BAD_REQUEST, "could not read the request body");
+        return kvh_reject(rj, HTTP_BAD_REQUEST, "could not read the request body");
     apr_size_t cap = cl && apr_atoi64(cl) > 0 ? (apr_size_t)apr_atoi64(cl) + 1 : 8192, n = 0;
     char *buf = apr_palloc(r->pool, cap);
     if (ap_should_client_block(r)) {
@@ -480,12 +473,12 @@ static int read_body(request_rec *r, apr_size_t limit, char **body, apr_size_t *
             if (got == 0)
                 break;
             if (got < 0)
-                return reject(rj, r->status == HTTP_REQUEST_ENTITY_TOO_LARGE
+                return kvh_reject(rj, r->status == HTTP_REQUEST_ENTITY_TOO_LARGE
                                   ? HTTP_REQUEST_ENTITY_TOO_LARGE : HTTP_BAD_REQUEST,
                               "could not read the request body");
             n += (apr_size_t)got;
             if (n > limit)
-                return reject(rj, HTTP_REQUEST_ENTITY_TOO_LARGE, "request body too large");
+                return kvh_reject(rj, HTTP_REQUEST_ENTITY_TOO_LARGE, "request body too large");
         }
     }
     buf[n] = '\0';
@@ -499,19 +492,108 @@ static int handle_get(request_rec *r, kv_db_t *db, const kv_options_t *o)
     char *key;
     size_t klen;
     reject_t rj;
-    if (!query_key(r, o, &key, &klen, &rj))
-        return send_error(r, rj.status, rj.msg, NULL, 0);
+    if (!kvh_query_key(r, o, &key, &klen, &rj))
+        return kvh_send_error(r, rj.status, rj.msg, NULL, 0);
     kv_value_t v;
     apr_status_t rv = kv_get(db, key, klen, r->pool, &v);
     if (rv == KV_NOTFOUND)
-        return send_error(r, HTTP_NOT_FOUND, "not found", key, klen);
+        return kvh_send_error(r, HTTP_NOT_FOUND, "not found", key, klen);
     if (rv != APR_SUCCESS)
-        return engine_error(r, rv, "get", key, klen);
+        return kvh_engine_error(r, rv, "get", key, klen);
     if (!kvr_text_ok(v.data, v.len))
-        return engine_error(r, KV_CORRUPT, "get (stored value is not UTF-8 text)", key, klen);
+        return kvh_engine_error(r, KV_CORRUPT, "get (stored value is not UTF-8 text)", key, klen);
     apr_table_setn(r->headers_out, "ETag", apr_psprintf(r->pool, "\"%" APR_UINT64_T_FMT "\"", v.seq));
-    return send_json(r, HTTP_OK, kvr_json_kv(r->pool, "key", key, klen, "value", v.data, v.len));
+    char *json = kvr_json_kv(r->pool, "key", key, klen, "value", v.data, v.len);
+    if (json && v.expire_at > 0) {
+        /* Seconds left, at least 1: it reads as missing from expire_at on. */
+        apr_int64_t left = v.expire_at - (apr_int64_t)apr_time_sec(apr_time_now());
+        json = apr_psprintf(r->pool, "%.*s,\"ttl\":%" APR_INT64_T_FMT "}",
+                            (int)strlen(json) - 1, json, left > 1 ? left : 1);
+    }
+    return kvh_send_json(r, HTTP_OK, json);
 }
+
+/* ---- conditional writes: If-Match and If-None-Match ------------------ */
+
+#define MAX_TAGS 16
+#define CAS_TRIES 64
+
+typedef struct {
+    int has_match, match_star, nmatch;
+    int has_none, none_star, nnone;
+    apr_uint64_t match[MAX_TAGS], none[MAX_TAGS];
+} precond_t;
+
+/* Read the headers; 0 with *rj filled if one is malformed. */
+static int read_preconditions(request_rec *r, precond_t *pc, reject_t *rj)
+{
+    memset(pc, 0, sizeof(*pc));
+    const char *m = apr_table_get(r->headers_in, "If-Match");
+    const char *nm = apr_table_get(r->headers_in, "If-None-Match");
+    if (m && !(pc->has_match = kvr_parse_etags(m, &pc->match_star, pc->match, MAX_TAGS, &pc->nmatch)))
+        return kvh_reject(rj, HTTP_BAD_REQUEST, "malformed If-Match: use * or \"<etag>\"");
+    if (nm && !(pc->has_none = kvr_parse_etags(nm, &pc->none_star, pc->none, MAX_TAGS, &pc->nnone)))
+        return kvh_reject(rj, HTTP_BAD_REQUEST, "malformed If-None-Match: use * or \"<etag>\"");
+    return 1;
+}
+
+static int tag_in(const apr_uint64_t *tags, int n, apr_uint64_t seq)
+{
+    for (int i = 0; i < n; i++)
+        if (tags[i] == seq)
+            return 1;
+    return 0;
+}
+
+/* The forms the engine checks itself: no condition, If-Match with one
+ * tag (the version must be it), If-None-Match: * (the key must be absent). */
+static int precond_direct(const precond_t *pc)
+{
+    return (!pc->has_match && !pc->has_none)
+           || (pc->has_match && !pc->match_star && pc->nmatch == 1 && !pc->has_none)
+           || (pc->has_none && pc->none_star && !pc->has_match);
+}
+
+/* Turn the preconditions into an engine condition for one attempt.  A
+ * direct form maps onto one.  Any other form reads the current version,
+ * checks it here, and writes on condition that it is still that version:
+ * a racing write makes the engine refuse (KV_CONFLICT) and the caller
+ * tries again.  Returns 0 when the preconditions fail now (412); *rv is
+ * set if reading failed. */
+static int precond_to_write(request_rec *r, kv_db_t *db, const char *key, size_t klen,
+                            const precond_t *pc, kv_write_opts_t *wo, apr_status_t *rv)
+{
+    *rv = APR_SUCCESS;
+    wo->cond = KV_IF_ANY;
+    if (!pc->has_match && !pc->has_none)
+        return 1;
+    if (precond_direct(pc)) {
+        wo->cond = pc->has_match ? KV_IF_SEQ : KV_IF_ABSENT;
+        wo->if_seq = pc->has_match ? pc->match[0] : 0;
+        return 1;
+    }
+    kv_value_t cur;
+    apr_status_t g = kv_get(db, key, klen, r->pool, &cur);
+    if (g != APR_SUCCESS && g != KV_NOTFOUND) {
+        *rv = g;
+        return 1;
+    }
+    int exists = g == APR_SUCCESS;
+    if (pc->has_match && !(exists && (pc->match_star || tag_in(pc->match, pc->nmatch, cur.seq))))
+        return 0;
+    if (pc->has_none && exists && (pc->none_star || tag_in(pc->none, pc->nnone, cur.seq)))
+        return 0;
+    wo->cond = exists ? KV_IF_SEQ : KV_IF_ABSENT;
+    wo->if_seq = exists ? cur.seq : 0;
+    return 1;
+}
+
+static int precondition_failed(request_rec *r, const char *key, size_t klen)
+{
+    return kvh_send_error(r, HTTP_PRECONDITION_FAILED, "precondition failed: the key's version "
+                          "does not match If-Match / If-None-Match", key, klen);
+}
+
 
 static int handle_set(request_rec *r, kv_db_t *db, const kv_options_t *o)
 {
@@ -519,29 +601,43 @@ static int handle_set(request_rec *r, kv_db_t *db, const kv_options_t *o)
     apr_size_t blen;
     apr_size_t limit = (o->max_key_bytes + o->max_value_bytes) * JSON_INFLATION + BODY_SLACK;
     reject_t rj;
-    if (!read_body(r, limit, &body, &blen, &rj))
-        return send_error(r, rj.status, rj.msg, NULL, 0);
+    if (!kvh_read_body(r, limit, &body, &blen, &rj))
+        return kvh_send_error(r, rj.status, rj.msg, NULL, 0);
     kvr_set_t s;
     const char *err = kvr_parse_set(r->pool, body, blen, &s);
     if (err)
-        return send_error(r, HTTP_BAD_REQUEST, err, s.key, s.klen);
+        return kvh_send_error(r, HTTP_BAD_REQUEST, err, s.key, s.klen);
     if (s.klen > o->max_key_bytes)
-        return send_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE,
+        return kvh_send_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE,
                           apr_psprintf(r->pool, "key longer than %" APR_SIZE_T_FMT " bytes",
                                        o->max_key_bytes), NULL, 0);
     if (s.vlen > o->max_value_bytes)
-        return send_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE,
+        return kvh_send_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE,
                           apr_psprintf(r->pool, "value longer than %" APR_SIZE_T_FMT " bytes",
                                        o->max_value_bytes), s.key, s.klen);
+    precond_t pc;
+    if (!read_preconditions(r, &pc, &rj))
+        return kvh_send_error(r, rj.status, rj.msg, s.key, s.klen);
     kv_write_opts_t wo = { KV_IF_ANY, 0, 0 };
     if (s.has_ttl)
         wo.expire_at = (apr_int64_t)apr_time_sec(r->request_time) + s.ttl;
-    apr_uint64_t seq;
-    apr_status_t rv = kv_put(db, s.key, s.klen, s.val, s.vlen, &wo, &seq);
+    apr_uint64_t seq = 0;
+    apr_status_t rv = KV_CONFLICT;
+    for (int i = 0; rv == KV_CONFLICT && i < CAS_TRIES; i++) {
+        if (!precond_to_write(r, db, s.key, s.klen, &pc, &wo, &rv))
+            return precondition_failed(r, s.key, s.klen);
+        if (rv == APR_SUCCESS)
+            rv = kv_put(db, s.key, s.klen, s.val, s.vlen, &wo, &seq);
+        if (rv == KV_CONFLICT && precond_direct(&pc))
+            return precondition_failed(r, s.key, s.klen);
+    }
+    if (rv == KV_CONFLICT)
+        return kvh_send_error(r, HTTP_SERVICE_UNAVAILABLE, "the key kept changing; try again", s.key, s.klen);
     if (rv != APR_SUCCESS)
-        return engine_error(r, rv, "set", s.key, s.klen);
+        return kvh_engine_error(r, rv, "set", s.key, s.klen);
+
     apr_table_setn(r->headers_out, "ETag", apr_psprintf(r->pool, "\"%" APR_UINT64_T_FMT "\"", seq));
-    return send_json(r, HTTP_OK, kvr_json_kv(r->pool, "key", s.key, s.klen, NULL, NULL, 0));
+    return kvh_send_json(r, HTTP_OK, kvr_json_kv(r->pool, "key", s.key, s.klen, NULL, NULL, 0));
 }
 
 static int handle_del(request_rec *r, kv_db_t *db, const kv_options_t *o)
@@ -549,15 +645,31 @@ static int handle_del(request_rec *r, kv_db_t *db, const kv_options_t *o)
     char *key;
     size_t klen;
     reject_t rj;
-    if (!query_key(r, o, &key, &klen, &rj))
-        return send_error(r, rj.status, rj.msg, NULL, 0);
+    if (!kvh_query_key(r, o, &key, &klen, &rj))
+        return kvh_send_error(r, rj.status, rj.msg, NULL, 0);
+    precond_t pc;
+    if (!read_preconditions(r, &pc, &rj))
+        return kvh_send_error(r, rj.status, rj.msg, key, klen);
     kv_value_t old;
-    apr_status_t rv = kv_delete(db, key, klen, NULL, r->pool, &old);
+    kv_write_opts_t wo = { KV_IF_ANY, 0, 0 };
+    apr_status_t rv = KV_CONFLICT;
+    for (int i = 0; rv == KV_CONFLICT && i < CAS_TRIES; i++) {
+        if (!precond_to_write(r, db, key, klen, &pc, &wo, &rv))
+            return precondition_failed(r, key, klen);
+        if (rv == APR_SUCCESS)
+            rv = kv_delete(db, key, klen, &wo, r->pool, &old);
+        /* If-Match on a missing key fails the precondition (RFC 9110). */
+        if ((rv == KV_CONFLICT && precond_direct(&pc)) || (rv == KV_NOTFOUND && pc.has_match))
+            return precondition_failed(r, key, klen);
+    }
+    if (rv == KV_CONFLICT)
+        return kvh_send_error(r, HTTP_SERVICE_UNAVAILABLE, "the key kept changing; try again", key, klen);
     if (rv == KV_NOTFOUND)
-        return send_error(r, HTTP_NOT_FOUND, "not found", key, klen);
+        return kvh_send_error(r, HTTP_NOT_FOUND, "not found", key, klen);
+
     if (rv != APR_SUCCESS)
-        return engine_error(r, rv, "delete", key, klen);
-    return send_json(r, HTTP_OK, kvr_json_kv(r->pool, "key", key, klen, "value", old.data, old.len));
+        return kvh_engine_error(r, rv, "delete", key, klen);
+    return kvh_send_json(r, HTTP_OK, kvr_json_kv(r->pool, "key", key, klen, "value", old.data, old.len));
 }
 
 /* The endpoint name: the URI below the mount point.  The mount point is
@@ -581,32 +693,44 @@ static int kvlsm_handler(request_rec *r)
 {
     if (!r->handler || strcmp(r->handler, KVLSM_HANDLER) != 0)
         return DECLINED;
+    static const struct {
+        const char *path;
+        int method;
+        const char *allow;
+    } eps[] = {
+        { "/get", M_GET, "GET, HEAD" }, { "/set", M_POST, "POST" },
+        { "/del", M_DELETE, "DELETE" }, { "/scan", M_GET, "GET, HEAD" },
+        { "/batch", M_POST, "POST" }, { "/stats", M_GET, "GET, HEAD" },
+    };
     const char *ep = endpoint(r);
-    int which = !strcmp(ep, "/get") ? 1 : !strcmp(ep, "/set") ? 2 : !strcmp(ep, "/del") ? 3 : 0;
-    if (which == 0)
-        return send_error(r, HTTP_NOT_FOUND,
-                          "no such endpoint: use /get, /set or /del", NULL, 0);
-    static const char *allow[] = { NULL, "GET, HEAD", "POST", "DELETE" };
-    int mnum = r->method_number;
-    if ((which == 1 && mnum != M_GET) || (which == 2 && mnum != M_POST)
-        || (which == 3 && mnum != M_DELETE))
-        return method_not_allowed(r, allow[which]);
+    int which = -1;
+    for (int i = 0; i < (int)(sizeof eps / sizeof *eps); i++)
+        if (!strcmp(ep, eps[i].path))
+            which = i;
+    if (which < 0)
+        return kvh_send_error(r, HTTP_NOT_FOUND, "no such endpoint: use /get, /set, /del, "
+                              "/scan, /batch or /stats", NULL, 0);
+    if (r->method_number != eps[which].method)
+        return method_not_allowed(r, eps[which].allow);
     kvlsm_server_conf *c = ap_get_module_config(r->server->module_config, &kvlsm_module);
     if (!c->data_dir) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APLOGNO(10909)
                       "kvlsm: SetHandler kvlsm is used but KVLSMDataDir is not set for %s",
                       r->server->server_hostname);
-        return send_error(r, HTTP_SERVICE_UNAVAILABLE, "store unavailable: no KVLSMDataDir", NULL, 0);
+        return kvh_send_error(r, HTTP_SERVICE_UNAVAILABLE, "store unavailable: no KVLSMDataDir", NULL, 0);
     }
     kv_db_t *db = open_stores ? apr_hash_get(open_stores, c->data_dir, APR_HASH_KEY_STRING) : NULL;
     if (!db)
-        return send_error(r, HTTP_SERVICE_UNAVAILABLE, "store unavailable", NULL, 0);
+        return kvh_send_error(r, HTTP_SERVICE_UNAVAILABLE, "store unavailable", NULL, 0);
     kv_options_t o = server_options(c);
-    if (which == 1)
-        return handle_get(r, db, &o);
-    if (which == 2)
-        return handle_set(r, db, &o);
-    return handle_del(r, db, &o);
+    switch (which) {
+    case 0: return handle_get(r, db, &o);
+    case 1: return handle_set(r, db, &o);
+    case 2: return handle_del(r, db, &o);
+    case 3: return kvh_scan(r, db, &o);
+    case 4: return kvh_batch(r, db, &o);
+    default: return kvh_stats(r, db);
+    }
 }
 
 /* ---- the module ------------------------------------------------------ */
@@ -627,8 +751,23 @@ static const command_rec kvlsm_cmds[] = {
     { NULL, { NULL }, NULL, 0, 0, NULL }
 };
 
+/* mod_status: a section per store this child has open. */
+static int kvlsm_status_hook(request_rec *r, int flags)
+{
+    if (!open_stores)
+        return OK;
+    for (apr_hash_index_t *hi = apr_hash_first(r->pool, open_stores); hi; hi = apr_hash_next(hi)) {
+        const void *dir;
+        void *db;
+        apr_hash_this(hi, &dir, NULL, &db);
+        kvh_status_section(r, flags, dir, db);
+    }
+    return OK;
+}
+
 static void kvlsm_register_hooks(apr_pool_t *p)
 {
+    APR_OPTIONAL_HOOK(ap, status_hook, kvlsm_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
     (void)p;
     ap_hook_post_config(kvlsm_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(kvlsm_child_init, NULL, NULL, APR_HOOK_MIDDLE);

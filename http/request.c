@@ -125,64 +125,190 @@ static int has_nul_escape(const char *s, size_t n)
     return 0;
 }
 
+/* Parse body as exactly one JSON object with nothing after it but
+ * whitespace; *err says why not.  The caller deletes the result. */
+static cJSON *parse_object(const char *body, size_t len, const char *what,
+                           const char **err)
+{
+    *err = NULL;
+    if (len == 0) {
+        *err = what;
+        return NULL;
+    }
+    if (memchr(body, '\0', len))
+        *err = "body contains a NUL byte";
+    else if (!kvr_text_ok(body, len))
+        *err = "body is not valid UTF-8";
+    else if (has_nul_escape(body, len))
+        *err = "strings may not contain U+0000";
+    if (*err)
+        return NULL;
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (!j) {
+        *err = "invalid JSON";
+        return NULL;
+    }
+    for (const char *q = end; q && q < body + len; q++) {
+        if (*q != ' ' && *q != '\t' && *q != '\r' && *q != '\n') {
+            *err = "trailing data after the JSON object";
+            break;
+        }
+    }
+    if (!*err && !cJSON_IsObject(j))
+        *err = "body must be a JSON object";
+    if (*err) {
+        cJSON_Delete(j);
+        return NULL;
+    }
+    return j;
+}
+
+/* "key" (non-empty string), and unless key_only "value" (string) and an
+ * optional "ttl", from object j into out. */
+static const char *kv_fields(apr_pool_t *p, const cJSON *j, int key_only, kvr_set_t *out)
+{
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(j, "key");
+    if (!k)
+        return "missing key";
+    if (!cJSON_IsString(k))
+        return "key must be a string";
+    if (k->valuestring[0] == '\0')
+        return "key must not be empty";
+    out->klen = strlen(k->valuestring);
+    out->key = apr_pstrmemdup(p, k->valuestring, out->klen);
+    if (key_only)
+        return NULL;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "value");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "ttl");
+    if (!v)
+        return "missing value";
+    if (!cJSON_IsString(v))
+        return "value must be a string";
+    if (t) {
+        double d = cJSON_IsNumber(t) ? t->valuedouble : 0;
+        if (!cJSON_IsNumber(t) || d < 1 || d > 1e12 || d != (double)(long long)d)
+            return "ttl must be a whole number of seconds, at least 1";
+        out->has_ttl = 1;
+        out->ttl = (long long)d;
+    }
+    out->vlen = strlen(v->valuestring);
+    out->val = apr_pstrmemdup(p, v->valuestring, out->vlen);
+    return NULL;
+}
+
 const char *kvr_parse_set(apr_pool_t *p, const char *body, size_t len,
                           kvr_set_t *out)
 {
     memset(out, 0, sizeof(*out));
-    if (len == 0)
-        return "empty body: expected a JSON object with \"key\" and \"value\"";
-    if (memchr(body, '\0', len))
-        return "body contains a NUL byte";
-    if (!kvr_text_ok(body, len))
-        return "body is not valid UTF-8";
-    if (has_nul_escape(body, len))
-        return "strings may not contain U+0000";
-    const char *end = NULL;
-    cJSON *j = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    const char *err;
+    cJSON *j = parse_object(body, len, "empty body: expected a JSON object with \"key\" and \"value\"", &err);
     if (!j)
-        return "invalid JSON";
-    /* Only whitespace may follow the object. */
-    for (const char *q = end; q && q < body + len; q++) {
-        if (*q != ' ' && *q != '\t' && *q != '\r' && *q != '\n') {
-            cJSON_Delete(j);
-            return "trailing data after the JSON object";
-        }
-    }
-    const char *err = NULL;
-    if (!cJSON_IsObject(j))
-        err = "body must be a JSON object";
-    const cJSON *k = err ? NULL : cJSON_GetObjectItemCaseSensitive(j, "key");
-    const cJSON *v = err ? NULL : cJSON_GetObjectItemCaseSensitive(j, "value");
-    const cJSON *t = err ? NULL : cJSON_GetObjectItemCaseSensitive(j, "ttl");
-    if (!err && !k)
-        err = "missing key";
-    else if (!err && !cJSON_IsString(k))
-        err = "key must be a string";
-    else if (!err && k->valuestring[0] == '\0')
-        err = "key must not be empty";
-    if (!err) {
-        out->klen = strlen(k->valuestring);
-        out->key = apr_pstrmemdup(p, k->valuestring, out->klen);
-    }
-    if (!err && !v)
-        err = "missing value";
-    else if (!err && !cJSON_IsString(v))
-        err = "value must be a string";
-    if (!err && t) {
-        double d = cJSON_IsNumber(t) ? t->valuedouble : 0;
-        if (!cJSON_IsNumber(t) || d < 1 || d > 1e12 || d != (double)(long long)d)
-            err = "ttl must be a whole number of seconds, at least 1";
-        else {
-            out->has_ttl = 1;
-            out->ttl = (long long)d;
-        }
-    }
-    if (!err) {
-        out->vlen = strlen(v->valuestring);
-        out->val = apr_pstrmemdup(p, v->valuestring, out->vlen);
-    }
+        return err;
+    err = kv_fields(p, j, 0, out);
     cJSON_Delete(j);
     return err;
+}
+
+const char *kvr_parse_batch(apr_pool_t *p, const char *body, size_t len, int max_ops,
+                            kvr_op_t **ops, int *nops)
+{
+    *ops = NULL;
+    *nops = 0;
+    const char *err;
+    cJSON *j = parse_object(body, len, "empty body: expected a JSON object with \"ops\"", &err);
+    if (!j)
+        return err;
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "ops");
+    int n = a && cJSON_IsArray(a) ? cJSON_GetArraySize(a) : 0;
+    if (!a)
+        err = "missing ops";
+    else if (!cJSON_IsArray(a))
+        err = "ops must be an array";
+    else if (n == 0)
+        err = "ops must not be empty";
+    else if (n > max_ops)
+        err = apr_psprintf(p, "too many ops: at most %d", max_ops);
+    kvr_op_t *o = err ? NULL : apr_pcalloc(p, sizeof(kvr_op_t) * (size_t)n);
+    int i = 0;
+    for (const cJSON *e = a ? a->child : NULL; !err && e; e = e->next, i++) {
+        const cJSON *op = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "op") : NULL;
+        const char *why = NULL;
+        if (!cJSON_IsObject(e))
+            why = "must be an object";
+        else if (!cJSON_IsString(op))
+            why = "\"op\" must be \"set\" or \"del\"";
+        else if (!strcmp(op->valuestring, "set"))
+            why = kv_fields(p, e, 0, &o[i].kv);
+        else if (!strcmp(op->valuestring, "del")) {
+            o[i].del = 1;
+            why = kv_fields(p, e, 1, &o[i].kv);
+            if (!why && (cJSON_GetObjectItemCaseSensitive(e, "value")
+                         || cJSON_GetObjectItemCaseSensitive(e, "ttl")))
+                why = "a del takes only a key";
+        }
+        else
+            why = "\"op\" must be \"set\" or \"del\"";
+        if (why)
+            err = apr_psprintf(p, "ops[%d]: %s", i, why);
+    }
+    cJSON_Delete(j);
+    if (!err) {
+        *ops = o;
+        *nops = n;
+    }
+    return err;
+}
+
+int kvr_parse_etags(const char *h, int *star, apr_uint64_t *seqs, int max, int *n)
+{
+    *star = 0;
+    *n = 0;
+    const char *q = h;
+    int any = 0;
+    for (;;) {
+        while (*q == ' ' || *q == '\t')
+            q++;
+        if (*q == '*' && !any) {
+            *star = 1;
+            q++;
+        }
+        else {
+            int weak = q[0] == 'W' && q[1] == '/';
+            if (weak)
+                q += 2;
+            if (*q != '"')
+                return 0;
+            q++;
+            apr_uint64_t v = 0;
+            int digits = 0, ours = 1;
+            const char *open = q;
+            while (*q && *q != '"') {
+                if (*q >= '0' && *q <= '9' && digits < 19) {
+                    v = v * 10 + (apr_uint64_t)(*q - '0');
+                    digits++;
+                }
+                else
+                    ours = 0;   /* a tag we never issued: matches nothing */
+                q++;
+            }
+            if (*q != '"')
+                return 0;
+            q++;
+            /* Strong comparison: weak tags and foreign ones never match. */
+            if (!weak && ours && q - open > 1 && *n < max)
+                seqs[(*n)++] = v;
+        }
+        any = 1;
+        while (*q == ' ' || *q == '\t')
+            q++;
+        if (*q == '\0')
+            break;
+        if (*q != ',' || *star)
+            return 0;
+        q++;
+    }
+    return any;
 }
 
 char *kvr_json_kv(apr_pool_t *p, const char *k1, const char *v1, size_t v1len,

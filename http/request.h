@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <apr_pools.h>
+#include <apr.h>
 
 /* Find the first parameter `name` in a query string and decode it as a
  * form would encode it ('+' is a space, %XX a byte).  Returns 1 and sets
@@ -37,6 +38,25 @@ typedef struct {
  * set when a valid key was read, so the answer can name it). */
 const char *kvr_parse_set(apr_pool_t *p, const char *body, size_t len,
                           kvr_set_t *out);
+
+/* One operation of a /batch body. */
+typedef struct {
+    int del;          /* 1: delete kv.key; 0: set it (kv.val, kv.ttl) */
+    kvr_set_t kv;
+} kvr_op_t;
+
+/* Parse a /batch body: {"ops":[{"op":"set","key":..,"value":..[,"ttl":..]},
+ * {"op":"del","key":..},...]} with 1 to max_ops operations, each checked
+ * as /set checks its body.  Returns NULL and the operations, or a message
+ * for a 400 answer naming the first bad operation ("ops[3]: ..."). */
+const char *kvr_parse_batch(apr_pool_t *p, const char *body, size_t len, int max_ops,
+                            kvr_op_t **ops, int *nops);
+
+/* Parse an If-Match / If-None-Match value: "*", or a comma-separated list
+ * of entity tags.  Our tags are strong and hold a version ("123"); the
+ * versions found go to seqs (at most max), weak or foreign tags are
+ * skipped (they can never match).  Returns 1, or 0 if malformed. */
+int kvr_parse_etags(const char *h, int *star, apr_uint64_t *seqs, int max, int *n);
 
 /* JSON helpers for answers, allocated in p. */
 char *kvr_json_kv(apr_pool_t *p, const char *k1, const char *v1, size_t v1len,

@@ -93,3 +93,68 @@ Test(body, answers_are_json)
     char *j = kvr_json_kv(p, "key", "a\"b", 3, "value", "\xc3\xa9\n", 3);
     cr_assert_str_eq(j, "{\"key\":\"a\\\"b\",\"value\":\"\xc3\xa9\\n\"}");
 }
+
+TestSuite(batch, .init = setup, .fini = teardown);
+
+static const char *pbatch(const char *body, kvr_op_t **ops, int *n)
+{
+    return kvr_parse_batch(p, body, strlen(body), 3, ops, n);
+}
+
+Test(batch, valid_batches)
+{
+    kvr_op_t *ops;
+    int n;
+    cr_assert_null(pbatch("{\"ops\":[{\"op\":\"set\",\"key\":\"a\",\"value\":\"1\",\"ttl\":5},"
+                          "{\"op\":\"del\",\"key\":\"b\"}, {\"op\":\"set\",\"key\":\"c\",\"value\":\"\"}]}",
+                          &ops, &n));
+    cr_assert_eq(n, 3);
+    cr_assert(!ops[0].del && ops[0].kv.has_ttl && ops[0].kv.ttl == 5);
+    cr_assert_str_eq(ops[0].kv.key, "a");
+    cr_assert_str_eq(ops[0].kv.val, "1");
+    cr_assert(ops[1].del);
+    cr_assert_str_eq(ops[1].kv.key, "b");
+    cr_assert_eq(ops[2].kv.vlen, 0);
+}
+
+Test(batch, malformed_batches_name_the_op)
+{
+    kvr_op_t *ops;
+    int n;
+    struct { const char *body, *err; } bad[] = {
+        { "", "empty body" }, { "[]", "body must be a JSON object" },
+        { "{}", "missing ops" }, { "{\"ops\":{}}", "ops must be an array" },
+        { "{\"ops\":[]}", "ops must not be empty" },
+        { "{\"ops\":[1,2,3,4]}", "too many ops: at most 3" },
+        { "{\"ops\":[1]}", "ops[0]: must be an object" },
+        { "{\"ops\":[{\"op\":\"set\",\"key\":\"a\",\"value\":\"1\"},{\"key\":\"b\"}]}", "ops[1]: \"op\"" },
+        { "{\"ops\":[{\"op\":\"put\",\"key\":\"a\",\"value\":\"1\"}]}", "ops[0]: \"op\"" },
+        { "{\"ops\":[{\"op\":\"set\",\"key\":\"a\"}]}", "ops[0]: missing value" },
+        { "{\"ops\":[{\"op\":\"set\",\"key\":\"\",\"value\":\"1\"}]}", "ops[0]: key must not be empty" },
+        { "{\"ops\":[{\"op\":\"del\",\"key\":\"a\",\"value\":\"1\"}]}", "ops[0]: a del takes only a key" },
+        { "{\"ops\":[{\"op\":\"set\",\"key\":\"a\",\"value\":\"1\",\"ttl\":0}]}", "ops[0]: ttl" },
+        { "{\"ops\":[{\"op\":\"set\",\"key\":\"a\\u0000\",\"value\":\"1\"}]}", "U+0000" },
+        { "{\"ops\":[]} x", "trailing data" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        const char *err = pbatch(bad[i].body, &ops, &n);
+        cr_assert_not_null(err, "accepted: %s", bad[i].body);
+        cr_assert(strstr(err, bad[i].err), "%s: said \"%s\"", bad[i].body, err);
+        cr_assert_eq(n, 0);
+    }
+}
+
+Test(query, entity_tags)
+{
+    int star, n;
+    apr_uint64_t s[4];
+    cr_assert_eq(kvr_parse_etags("\"12\"", &star, s, 4, &n), 1);
+    cr_assert(!star && n == 1 && s[0] == 12);
+    cr_assert_eq(kvr_parse_etags(" * ", &star, s, 4, &n), 1);
+    cr_assert(star && n == 0);
+    cr_assert_eq(kvr_parse_etags("\"1\", W/\"2\", \"x3\" ,\"4\"", &star, s, 4, &n), 1);
+    cr_assert(!star && n == 2 && s[0] == 1 && s[1] == 4, "weak and foreign tags never match");
+    const char *bad[] = { "", "12", "\"12", "\"1\",", "*, \"1\"", "\"1\" \"2\"", "W/12" };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_assert_eq(kvr_parse_etags(bad[i], &star, s, 4, &n), 0, "accepted: %s", bad[i]);
+}
