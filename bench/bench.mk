@@ -10,3 +10,9 @@ $(DB_BENCH): bench/db_bench.c $(ENGINE_LIB) engine/kvlsm.h
 bench-engine: $(DB_BENCH)
 	$(DB_BENCH) $(BENCH_ARGS)
 bench: bench-engine
+
+# Over HTTP: the module against a static file, webdis+Redis and etcd in one
+# run (bench/http.sh; BENCH_SECONDS per run, default 10).
+.PHONY: bench-http
+bench-http: module
+	sh bench/http.sh $(or $(BENCH_SECONDS),10)
