@@ -82,7 +82,28 @@ for my $cycle (1 .. $cycles) {
     my $check = start_apache(mpm => 'event', servers => 2, dir => $dir, port => $inst->{port});
     my ($lost, $corrupt) = (0, 0);
     my $ua = LWP::UserAgent->new(keep_alive => 1, timeout => 30);
+    # Everything stored, read back page by page (one request per 1000 keys
+    # rather than one per key: the set grows with every cycle).  A value
+    # must be the one its key was written with, acknowledged or not.
+    my (%seen, $cursor);
+    my $pages = 0;
+    do {
+        my $r = req(GET => "$check->{url}/scan?prefix=k&limit=1000"
+                           . (defined $cursor ? "&cursor=$cursor" : ''), undef, ua => $ua);
+        die 'scan failed: ' . $r->code unless $r->code == 200;
+        my $j = json_of($r);
+        $seen{ $_->{key} } = $_->{value} for @{ $j->{items} };
+        $cursor = $j->{next};
+    } while (defined $cursor && ++$pages < 10_000);
+    for my $k (keys %seen) {
+        my ($id, $n) = $k =~ /^k(\d+-\d+-(\d+))$/ or do { $corrupt++; next };
+        $corrupt++ unless $seen{$k} eq "v$id-" . ('x' x ($n % 300));
+    }
     for my $k (keys %acked) {
+        $lost++ unless exists $seen{$k};
+    }
+    # And this cycle's keys one by one, through /get.
+    for my $k (grep { /^k$cycle-/ } keys %acked) {
         my $r = req(GET => "$check->{url}/get?key=$k", undef, ua => $ua);
         my $j = json_of($r);
         if ($r->code != 200) { $lost++ }
