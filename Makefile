@@ -31,14 +31,14 @@ all: module
 module: $(MODULE)
 $(MODULE): $(MOD_SRC) http/request.h http/handlers.h engine/kvlsm.h $(ENGINE_LIB)
 	$(APXS) -c -Wc,-std=gnu11 -Wc,-Wall -Wc,-Wextra -Wc,-Werror -Wc,-I. \
-	    -o mod_kvlsm.la $(MOD_SRC) $(ENGINE_LIB) -lcjson
+	    -o mod_kvlsm.la $(MOD_SRC) $(ENGINE_LIB) -lcjson -llz4 -lzstd
 
 # The same module built like the engine beside it (build/fault: with the
 # fault layer; build/asan: with the sanitizers), for the tests that load it
 # into Apache.  The production module above is built by apxs.
 HTTPD_INC := $(shell $(APXS) -q INCLUDEDIR 2>/dev/null)
 $(BUILD)/mod_kvlsm.so: $(MOD_SRC) http/request.h http/handlers.h engine/kvlsm.h $(ENGINE_LIB)
-	$(CC) -shared $(ENGINE_CFLAGS) -I. -I$(HTTPD_INC) -o $@ $(MOD_SRC) $(ENGINE_LIB) -lcjson
+	$(CC) -shared $(ENGINE_CFLAGS) -I. -I$(HTTPD_INC) -o $@ $(MOD_SRC) $(ENGINE_LIB) -lcjson -llz4 -lzstd
 
 $(HTTP_TESTS): http/request.c http/request.h $(wildcard http/tests/*.c)
 	@mkdir -p $(dir $@)

@@ -39,6 +39,7 @@ typedef struct {
     apr_int64_t sync_interval_ms;
     apr_int64_t max_key_bytes;
     apr_int64_t max_value_bytes;
+    int compression;             /* kv_compression_e, -1 unset */
 } kvlsm_server_conf;
 
 /* This child's open stores, by data directory. */
@@ -54,6 +55,7 @@ static void *create_kvlsm_server_config(apr_pool_t *p, server_rec *s)
     c->sync_interval_ms = -1;
     c->max_key_bytes = -1;
     c->max_value_bytes = -1;
+    c->compression = -1;
     return c;
 }
 
@@ -66,6 +68,7 @@ static void *merge_kvlsm_server_config(apr_pool_t *p, void *basev, void *addv)
     c->sync_interval_ms = add->sync_interval_ms >= 0 ? add->sync_interval_ms : base->sync_interval_ms;
     c->max_key_bytes = add->max_key_bytes >= 0 ? add->max_key_bytes : base->max_key_bytes;
     c->max_value_bytes = add->max_value_bytes >= 0 ? add->max_value_bytes : base->max_value_bytes;
+    c->compression = add->compression >= 0 ? add->compression : base->compression;
     return c;
 }
 
@@ -84,6 +87,8 @@ static kv_options_t server_options(const kvlsm_server_conf *c)
         o.max_key_bytes = (apr_size_t)c->max_key_bytes;
     if (c->max_value_bytes >= 0)
         o.max_value_bytes = (apr_size_t)c->max_value_bytes;
+    if (c->compression >= 0)
+        o.compression = (kv_compression_e)c->compression;
     return o;
 }
 
@@ -154,6 +159,22 @@ static const char *set_sync(cmd_parms *cmd, void *d, const char *arg)
     else
         return range_error(cmd, arg, "use always, interval or off");
     sconf(cmd)->sync_mode = m;
+    return NULL;
+}
+
+static const char *set_compression(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    int m;
+    if (!strcasecmp(arg, "none"))
+        m = KV_COMPRESS_NONE;
+    else if (!strcasecmp(arg, "lz4"))
+        m = KV_COMPRESS_LZ4;
+    else if (!strcasecmp(arg, "zstd"))
+        m = KV_COMPRESS_ZSTD;
+    else
+        return range_error(cmd, arg, "use none, lz4 or zstd");
+    sconf(cmd)->compression = m;
     return NULL;
 }
 
@@ -259,12 +280,14 @@ static int kvlsm_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, v, APLOGNO(10905)
                      "kvlsm: store %s for %s:%u: memtable %" APR_SIZE_T_FMT
                      " bytes, sync %s (interval %u ms), max key %" APR_SIZE_T_FMT
-                     " bytes, max value %" APR_SIZE_T_FMT " bytes",
+                     " bytes, max value %" APR_SIZE_T_FMT " bytes, compression %s",
                      c->data_dir, v->server_hostname ? v->server_hostname : "*",
                      (unsigned)v->port, o.memtable_bytes,
                      o.sync_mode == KV_SYNC_ALWAYS ? "always"
                      : o.sync_mode == KV_SYNC_OFF ? "off" : "interval",
-                     (unsigned)o.sync_interval_ms, o.max_key_bytes, o.max_value_bytes);
+                     (unsigned)o.sync_interval_ms, o.max_key_bytes, o.max_value_bytes,
+                     o.compression == KV_COMPRESS_LZ4 ? "lz4"
+                     : o.compression == KV_COMPRESS_ZSTD ? "zstd" : "none");
     }
     return OK;
 }
@@ -744,6 +767,8 @@ static const command_rec kvlsm_cmds[] = {
                   "Durability: always | interval | off (default interval)"),
     AP_INIT_TAKE1("KVLSMSyncInterval", set_sync_interval, NULL, RSRC_CONF,
                   "Milliseconds between background fdatasyncs in interval mode (default 1000)"),
+    AP_INIT_TAKE1("KVLSMCompression", set_compression, NULL, RSRC_CONF,
+                  "SST data block compression: none | lz4 | zstd (default none)"),
     AP_INIT_TAKE1("KVLSMMaxKeySize", set_max_key, NULL, RSRC_CONF,
                   "Longest key in bytes, 1 to 65535 (default 4096)"),
     AP_INIT_TAKE1("KVLSMMaxValueSize", set_max_value, NULL, RSRC_CONF,

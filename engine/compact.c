@@ -196,7 +196,7 @@ static apr_status_t merge(kv_db_t *db, manifest_t *m, const picks_t *in,
                 fio_name(tmp, sizeof(tmp), db->dir, bnum, "sst");
                 strcat(tmp, ".tmp");
                 fio_unlink(tmp);
-                if ((rv = sst_builder_open(&b, tmp)))
+                if ((rv = sst_builder_open(&b, tmp, (int)db->opts.compression)))
                     break;
             }
             if ((rv = sst_builder_add(b, &e)))

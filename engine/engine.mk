@@ -3,7 +3,7 @@
 # tools and the benchmark), and its Criterion tests.  Included by Makefile.
 
 APR_CFLAGS  := $(shell apr-1-config --cflags --cppflags --includes 2>/dev/null)
-APR_LIBS    := $(shell apr-1-config --link-ld --libs 2>/dev/null)
+APR_LIBS    := $(shell apr-1-config --link-ld --libs 2>/dev/null) -llz4 -lzstd
 CC          ?= cc
 OPT         ?= -O2
 ENGINE_CFLAGS = -std=gnu11 -g $(OPT) -fPIC -Wall -Wextra -Werror -Iengine $(APR_CFLAGS) $(EXTRA_CFLAGS)

@@ -114,7 +114,7 @@ static apr_status_t write_sst(kv_db_t *db, memtable_t *mt, uint64_t number,
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     fio_unlink(tmp);
     sst_builder_t *b;
-    apr_status_t rv = sst_builder_open(&b, tmp);
+    apr_status_t rv = sst_builder_open(&b, tmp, (int)db->opts.compression);
     if (rv)
         return rv;
     mt_iter_t it;

@@ -35,6 +35,12 @@ typedef enum {
     KV_SYNC_ALWAYS = 2    /* fdatasync before acknowledging (group commit) */
 } kv_sync_mode_e;
 
+typedef enum {
+    KV_COMPRESS_NONE = 0,
+    KV_COMPRESS_LZ4 = 1,
+    KV_COMPRESS_ZSTD = 2   /* level 1 */
+} kv_compression_e;
+
 typedef struct {
     apr_size_t memtable_bytes;     /* log size that seals a memtable; default 4 MiB */
     kv_sync_mode_e sync_mode;      /* default KV_SYNC_INTERVAL */
@@ -42,6 +48,8 @@ typedef struct {
     apr_size_t max_key_bytes;      /* default 4096; hard limit 65535 */
     apr_size_t max_value_bytes;    /* default 1 MiB; hard limit 256 MiB */
     int background;                /* 1 (default): run the flush/compaction thread */
+    kv_compression_e compression;  /* for SST data blocks written from now on;
+                                      default none (files of any kind are read) */
     /* Called (from any thread) when a file fails a checksum, with its path
      * and the offset of the damage, so the embedder can log it.  NULL: none. */
     void (*on_corruption)(void *baton, const char *path, apr_uint64_t offset);

@@ -27,8 +27,9 @@ void sst_meta_free(sst_meta_t *m);
 
 /* ---- writing ---- */
 typedef struct sst_builder sst_builder_t;
-/* Create path (O_EXCL; the caller picks a temporary name and renames). */
-apr_status_t sst_builder_open(sst_builder_t **b, const char *path);
+/* Create path (O_EXCL; the caller picks a temporary name and renames).
+ * codec: CODEC_NONE, CODEC_LZ4 or CODEC_ZSTD (compress.h) for data blocks. */
+apr_status_t sst_builder_open(sst_builder_t **b, const char *path, int codec);
 /* Entries must come in strictly increasing key order (one version per key). */
 apr_status_t sst_builder_add(sst_builder_t *b, const kv_ent_t *e);
 uint64_t sst_builder_bytes(const sst_builder_t *b);  /* estimated file size so far */

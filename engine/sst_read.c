@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include "sst.h"
 #include "sst_format.h"
+#include "compress.h"
 #include "bloom.h"
 #include "coding.h"
 #include "crc32c.h"
@@ -28,6 +29,7 @@ struct sst {
     int refs;
     int fd;
     const char *map;       /* the whole file mapped read-only, or NULL */
+    int tagged;            /* data blocks carry a codec tag (compressed file) */
     uint8_t *verified;     /* a bit per data block whose CRC held (map only) */
     uint64_t number, file_bytes, entries;
     char *index;           /* index block body */
@@ -96,10 +98,11 @@ apr_status_t sst_open(sst_t **tp, const char *path, uint64_t number)
     if (rv == APR_EOF)
         rv = KV_CORRUPT;
     if (!rv && (memcmp(h, SST_MAGIC, 8) != 0 || get_u32(h + 8) != SST_VERSION
-                || crc32c(h, 28) != get_u32(h + 28)
+                || crc32c(h, 28) != get_u32(h + 28) || (get_u32(h + 12) & ~SST_FLAG_TAGGED)
                 || get_u64(f + 48) != SST_MAGIC_U64 || crc32c(f, 56) != get_u32(f + 56)
                 || get_u64(h + 16) != get_u64(f + 24)))
         rv = KV_CORRUPT;
+    t->tagged = rv == APR_SUCCESS && (get_u32(h + 12) & SST_FLAG_TAGGED);
     uint64_t index_off = 0, bloom_off = 0, body_end = t->file_bytes - SST_FOOTER;
     uint32_t index_len = 0, bloom_len = 0;
     if (!rv) {
@@ -178,10 +181,11 @@ apr_status_t sst_open(sst_t **tp, const char *path, uint64_t number)
     return APR_SUCCESS;
 }
 
-/* Point *p at data block bi's body, checked.  From the map when there is
- * one (checking its CRC the first time), else read into *buf. */
-static apr_status_t block_at(const sst_t *t, uint32_t bi, char **buf, size_t *cap,
-                             const char **p)
+/* Point *p at the stored body of data block bi, checked: into the map
+ * when there is one (checking its CRC the first time), else read into
+ * *buf. */
+static apr_status_t stored_at(const sst_t *t, uint32_t bi, char **buf, size_t *cap,
+                              const char **p)
 {
     const blk_t *b = &t->blocks[bi];
     if (t->map) {
@@ -198,6 +202,51 @@ static apr_status_t block_at(const sst_t *t, uint32_t bi, char **buf, size_t *ca
     apr_status_t rv = read_block(t, b->off, b->len, buf, cap);
     *p = *buf;
     return rv;
+}
+
+/* Largest raw block a tagged block may claim (a block holds at least one
+ * entry, and a value is at most 256 MiB). */
+#define RAW_BLOCK_MAX ((size_t)300 << 20)
+
+/* Point *p at data block bi's entries, *n bytes of them, checked and
+ * decompressed (into *buf) if the file is compressed. */
+static apr_status_t block_at(const sst_t *t, uint32_t bi, char **buf, size_t *cap,
+                             const char **p, size_t *n)
+{
+    const char *q;
+    size_t len = t->blocks[bi].len;
+    apr_status_t rv = stored_at(t, bi, buf, cap, &q);
+    if (rv)
+        return rv;
+    if (!t->tagged) {
+        *p = q;
+        *n = len;
+        return APR_SUCCESS;
+    }
+    int codec = (uint8_t)q[0];
+    if (codec == CODEC_NONE) {
+        *p = q + 1;
+        *n = len - 1;
+        return APR_SUCCESS;
+    }
+    uint64_t raw;
+    const char *body = get_varint(q + 1, q + len, &raw);
+    if (!body || raw == 0 || raw > RAW_BLOCK_MAX || (codec != CODEC_LZ4 && codec != CODEC_ZSTD))
+        return KV_CORRUPT;
+    /* The stored bytes may sit in *buf: decompress into a new buffer. */
+    char *out = malloc((size_t)raw);
+    if (!out)
+        return APR_ENOMEM;
+    if ((rv = comp_decode(codec, body, (size_t)(q + len - body), out, (size_t)raw))) {
+        free(out);
+        return rv;
+    }
+    free(*buf);
+    *buf = out;
+    *cap = (size_t)raw;
+    *p = out;
+    *n = (size_t)raw;
+    return APR_SUCCESS;
 }
 
 void sst_ref(sst_t *t)
@@ -263,14 +312,14 @@ apr_status_t sst_get(sst_t *t, const char *key, size_t klen, apr_pool_t *pool,
         return KV_NOTFOUND;
     char *buf = NULL;
     size_t cap = 0;
-    const blk_t *b = &t->blocks[bi];
     const char *p;
-    apr_status_t rv = block_at(t, bi, &buf, &cap, &p);
+    size_t n;
+    apr_status_t rv = block_at(t, bi, &buf, &cap, &p, &n);
     if (rv) {
         free(buf);
         return rv;
     }
-    const char *end = p + b->len;
+    const char *end = p + n;
     rv = KV_NOTFOUND;
     while (p < end) {
         kv_ent_t e;
@@ -347,15 +396,15 @@ static int load_block(sst_iter_t *it, uint32_t bi)
         it->valid = 0;
         return 0;
     }
-    const blk_t *b = &it->t->blocks[bi];
     const char *p;
-    apr_status_t rv = block_at(it->t, bi, &it->buf, &it->cap, &p);
+    size_t n;
+    apr_status_t rv = block_at(it->t, bi, &it->buf, &it->cap, &p, &n);
     if (rv) {
         fail(it, rv);
         return 0;
     }
     it->pos = p;
-    it->end = p + b->len;
+    it->end = p + n;
     return 1;
 }
 
@@ -427,9 +476,11 @@ apr_status_t sst_verify(sst_t *t)
     size_t prev_len = 0;
     char *prevbuf = NULL;
     for (uint32_t i = 0; i < t->nblocks && !rv; i++) {
-        if ((rv = read_block(t, t->blocks[i].off, t->blocks[i].len, &buf, &cap)))
+        const char *p;
+        size_t n;
+        if ((rv = block_at(t, i, &buf, &cap, &p, &n)))
             break;
-        const char *p = buf, *end = buf + t->blocks[i].len;
+        const char *end = p + n;
         kv_ent_t e;
         while (p < end) {
             if (!(p = decode_entry(p, end, &e))) {

@@ -1,14 +1,18 @@
 /* sst_write.c -- building an SST file (sst.h) from entries in increasing
  * key order: data blocks of about SST_BLOCK_BYTES, then the index, the
  * bloom filter, the footer, and the header rewritten with the entry
- * count.  Output is buffered and written in large pieces. */
+ * count.  Output is buffered and written in large pieces.  With a codec,
+ * each data block is stored compressed when that saves at least an
+ * eighth, else as it is, behind a one-byte tag saying which. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include "sst.h"
 #include "sst_format.h"
 #include "bloom.h"
+#include "compress.h"
 #include "coding.h"
 #include "crc32c.h"
 #include "fileio.h"
@@ -37,6 +41,8 @@ struct sst_builder {
     size_t last_len, last_cap;
     char *first;
     size_t first_len;
+    int codec;             /* CODEC_*: data blocks are tagged unless NONE */
+    buf_t packed;          /* a data block as stored: tag, raw length, body */
 };
 
 static apr_status_t buf_reserve(buf_t *b, size_t more)
@@ -89,12 +95,42 @@ static apr_status_t write_block(sst_builder_t *b, const char *body, size_t n,
     return rv ? rv : out_write(b, crc, 4);
 }
 
+/* The block as stored in a tagged file: [codec u8][raw length varint]
+ * [compressed body], or [0][body] when compressing does not pay. */
+static apr_status_t pack_block(sst_builder_t *b, const char **body, size_t *n)
+{
+    size_t raw = b->block.len, bound = comp_bound(b->codec, raw);
+    b->packed.len = 0;
+    apr_status_t rv = buf_reserve(&b->packed, 1 + VARINT_MAX + (bound > raw ? bound : raw));
+    if (rv)
+        return rv;
+    char *p = put_varint(b->packed.data + 1, raw);
+    size_t head = (size_t)(p - b->packed.data), clen;
+    if (comp_encode(b->codec, b->block.data, raw, p, b->packed.cap - head, &clen) == APR_SUCCESS
+        && head + clen <= raw - raw / 8) {
+        b->packed.data[0] = (char)b->codec;
+        b->packed.len = head + clen;
+    }
+    else {
+        b->packed.data[0] = CODEC_NONE;
+        memcpy(b->packed.data + 1, b->block.data, raw);
+        b->packed.len = 1 + raw;
+    }
+    *body = b->packed.data;
+    *n = b->packed.len;
+    return APR_SUCCESS;
+}
+
 static apr_status_t finish_block(sst_builder_t *b)
 {
     if (b->block.len == 0)
         return APR_SUCCESS;
     uint64_t at;
-    apr_status_t rv = write_block(b, b->block.data, b->block.len, &at);
+    const char *body = b->block.data;
+    size_t n = b->block.len;
+    apr_status_t rv = b->codec != CODEC_NONE ? pack_block(b, &body, &n) : APR_SUCCESS;
+    if (rv == APR_SUCCESS)
+        rv = write_block(b, body, n, &at);
     if (rv)
         return rv;
     /* Index entry: the block's last key, its offset and body size. */
@@ -104,18 +140,19 @@ static apr_status_t finish_block(sst_builder_t *b)
     memcpy(p, b->last, b->last_len);
     p += b->last_len;
     put_u64(p, at);
-    put_u32(p + 8, (uint32_t)b->block.len);
+    put_u32(p + 8, (uint32_t)n);
     b->index.len = (size_t)(p + 12 - b->index.data);
     b->nblocks++;
     b->block.len = 0;
     return APR_SUCCESS;
 }
 
-apr_status_t sst_builder_open(sst_builder_t **bp, const char *path)
+apr_status_t sst_builder_open(sst_builder_t **bp, const char *path, int codec)
 {
     sst_builder_t *b = calloc(1, sizeof(*b));
     if (!b)
         return APR_ENOMEM;
+    b->codec = codec == CODEC_LZ4 || codec == CODEC_ZSTD ? codec : CODEC_NONE;
     b->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (b->fd < 0) {
         apr_status_t rv = APR_FROM_OS_ERROR(errno);
@@ -211,6 +248,7 @@ static void builder_free(sst_builder_t *b)
 {
     free(b->out.data);
     free(b->block.data);
+    free(b->packed.data);
     free(b->index.data);
     free(b->hashes);
     free(b->last);
@@ -271,7 +309,7 @@ apr_status_t sst_builder_finish(sst_builder_t *b, sst_meta_t *meta)
         char h[SST_HEADER];
         memcpy(h, SST_MAGIC, 8);
         put_u32(h + 8, SST_VERSION);
-        put_u32(h + 12, 0);
+        put_u32(h + 12, b->codec != CODEC_NONE ? SST_FLAG_TAGGED : 0);
         put_u64(h + 16, b->entries);
         put_u32(h + 24, 0);
         put_u32(h + 28, crc32c(h, 28));

@@ -8,7 +8,7 @@ FUZZ_CC      ?= clang
 FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                 -Iengine -I. $(APR_CFLAGS)
 FUZZ_SECONDS ?= 60
-FUZZ_ENGINE  := engine/wal.c engine/crc32c.c engine/bloom.c engine/sst_read.c engine/sst_write.c engine/fileio.c
+FUZZ_ENGINE  := engine/wal.c engine/crc32c.c engine/bloom.c engine/sst_read.c engine/sst_write.c engine/fileio.c engine/compress.c
 FUZZERS      := build/fuzz/request build/fuzz/wal build/fuzz/sst
 
 build/fuzz/request: fuzz/request.c http/request.c http/request.h

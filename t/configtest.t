@@ -16,6 +16,7 @@ my @bad = (
     [ 'KVLSMMaxKeySize 70000',      qr/KVLSMMaxKeySize: '70000' is not valid: give a size from 1 to 65535/ ],
     [ 'KVLSMMaxValueSize 1G',       qr/KVLSMMaxValueSize: '1G' is not valid/ ],
     [ 'KVLSMDataDir',               qr/KVLSMDataDir takes one argument/ ],
+    [ 'KVLSMCompression snappy',    qr/KVLSMCompression: 'snappy' is not valid: use none, lz4 or zstd/ ],
 );
 plan tests => 2 + 2 * @bad;
 

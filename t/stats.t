@@ -8,7 +8,7 @@ use Apache::Test;
 use Apache::TestUtil;
 use KVTest;
 
-plan tests => 9;
+plan tests => 10;
 
 my @fields = qw(sst_files sst_bytes memtable_bytes wal_bytes flushes compactions write_stalls
                 gets sets dels bytes_read bytes_written);
@@ -29,6 +29,7 @@ ExtendedStatus On
     SetHandler server-status
 </Location>
 MaxRequestWorkers 1
+KVLSMCompression zstd
 CONF
 my $ua = LWP::UserAgent->new(keep_alive => 1, timeout => 30);
 my $big = 'x' x 900;
@@ -45,6 +46,8 @@ do {
 ok t_cmp("$st->{sets} $st->{gets} $st->{dels}", '150 10 5', 'counters count what this child did');
 ok t_cmp($st->{flushes} >= 1 && $st->{sst_files} >= 1 && $st->{bytes_written} > 135000 ? 1 : 0, 1,
          "flushes ($st->{flushes}), SST files ($st->{sst_files}) and bytes written ($st->{bytes_written}) move");
+ok t_cmp(json_of(req(GET => "$inst->{url}/get?key=s20", undef, ua => $ua))->{value}, $big,
+         'a value flushed into a zstd-compressed SST reads back');
 my $html = req(GET => "$inst->{url}/server-status", undef, ua => $ua);
 ok t_cmp($html->content, qr{<h2>kvlsm: [^<]*/data</h2>}, 'server-status has a kvlsm section');
 ok t_cmp($html->content, qr{<th align="left">sets</th><td>150</td>}, 'with the figures');
