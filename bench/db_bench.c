@@ -27,11 +27,13 @@ typedef struct {
     const char *benchmarks;
     const char *engines;
     unsigned seed;
+    int compression;       /* kv_compression_e for kvlsm; leveldb gets snappy if not none */
+    double ratio;          /* value compressibility: fraction of fresh random bytes */
 } config_t;
 
 static config_t cfg = { 1000000, 100, NULL,
                         "fillseq,fillrandom,overwrite,readrandom,readmissing,readseq,deleterandom,fillsync,fillsync8",
-                        "kvlsm,leveldb", 301 };
+                        "kvlsm,leveldb", 301, KV_COMPRESS_NONE, 1.0 };
 
 static double now(void)
 {
@@ -83,6 +85,7 @@ static int kv_open_(engine_t *e, const char *dir, int sync)
     kv_options_t o;
     kv_options_default(&o);
     o.sync_mode = sync ? KV_SYNC_ALWAYS : KV_SYNC_OFF;
+    o.compression = (kv_compression_e)cfg.compression;
     kv_db_t *db;
     apr_status_t rv = kv_db_open(&db, dir, &o, e->pool);
     if (rv) {
@@ -147,7 +150,8 @@ static int ldb_open_(engine_t *e, const char *dir, int sync)
     e->lo = leveldb_options_create();
     leveldb_options_set_create_if_missing(e->lo, 1);
     leveldb_options_set_write_buffer_size(e->lo, 4 << 20);
-    leveldb_options_set_compression(e->lo, leveldb_no_compression);
+    leveldb_options_set_compression(e->lo, cfg.compression ? leveldb_snappy_compression
+                                                           : leveldb_no_compression);
     e->cache = leveldb_cache_create_lru(8 << 20);
     leveldb_options_set_cache(e->lo, e->cache);
     e->lw = leveldb_writeoptions_create();
@@ -234,6 +238,22 @@ static engine_t engines[] = {
 };
 
 /* ---- workloads ---- */
+static uint64_t du_total;
+static int du_one(const char *p, const struct stat *s, int f, struct FTW *w)
+{
+    (void)p; (void)w;
+    if (f == FTW_F)
+        du_total += (uint64_t)s->st_blocks * 512;
+    return 0;
+}
+
+static double du_mb(const char *dir)
+{
+    du_total = 0;
+    nftw(dir, du_one, 16, FTW_PHYS);
+    return du_total / 1048576.0;
+}
+
 static int rm_one(const char *p, const struct stat *s, int f, struct FTW *w)
 {
     (void)s; (void)f; (void)w;
@@ -395,8 +415,12 @@ int main(int argc, char **argv)
         else if (!strncmp(argv[i], "--dir=", 6)) cfg.dir = argv[i] + 6;
         else if (!strncmp(argv[i], "--engines=", 10)) cfg.engines = argv[i] + 10;
         else if (!strncmp(argv[i], "--seed=", 7)) cfg.seed = (unsigned)atol(argv[i] + 7);
+        else if (!strcmp(argv[i], "--compression=lz4")) cfg.compression = KV_COMPRESS_LZ4;
+        else if (!strcmp(argv[i], "--compression=zstd")) cfg.compression = KV_COMPRESS_ZSTD;
+        else if (!strcmp(argv[i], "--compression=none")) cfg.compression = KV_COMPRESS_NONE;
+        else if (!strncmp(argv[i], "--ratio=", 8)) cfg.ratio = atof(argv[i] + 8);
         else {
-            fprintf(stderr, "usage: %s [--num=N] [--value_size=N] [--benchmarks=a,b] [--engines=kvlsm,leveldb] [--dir=D] [--seed=N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--num=N] [--value_size=N] [--benchmarks=a,b] [--engines=kvlsm,leveldb] [--dir=D] [--seed=N] [--compression=none|lz4|zstd] [--ratio=R]\n", argv[0]);
             return 2;
         }
     }
@@ -413,10 +437,23 @@ int main(int argc, char **argv)
     }
     value_buf = malloc(4096 + 4096);
     rng = 42;
-    for (int i = 0; i < 8192; i++)
-        value_buf[i] = (char)(' ' + rnd(95));
+    /* Like LevelDB's db_bench: pieces of ratio x 100 random bytes, each
+     * repeated to 100 bytes, so values compress to about `ratio`. */
+    if (cfg.ratio <= 0 || cfg.ratio > 1)
+        cfg.ratio = 1.0;
+    int piece = (int)(cfg.ratio * 100) > 0 ? (int)(cfg.ratio * 100) : 1;
+    for (int i = 0; i < 8192; i += 100) {
+        char fresh[100];
+        for (int j = 0; j < piece; j++)
+            fresh[j] = (char)(' ' + rnd(95));
+        for (int j = 0; j < 100 && i + j < 8192; j++)
+            value_buf[i + j] = fresh[j % piece];
+    }
     printf("db_bench: %ld entries, 16-byte keys, %d-byte values, seed %u, dir %s\n",
            cfg.num, cfg.value_size, cfg.seed, base);
+    printf("compression: kvlsm %s, leveldb %s; values compress to about %.2f\n",
+           cfg.compression == KV_COMPRESS_LZ4 ? "lz4" : cfg.compression == KV_COMPRESS_ZSTD ? "zstd" : "none",
+           cfg.compression ? "snappy" : "none", cfg.ratio);
     printf("writes unsynced (kvlsm sync off, leveldb sync=false) except fillsync*: kvlsm sync always, leveldb sync=true; fillsync* run num/100 ops\n\n");
     printf("%-14s %14s %14s %8s\n", "benchmark", "kvlsm ops/s", "leveldb ops/s", "ratio");
     char *shared[2] = { NULL, NULL };
@@ -437,6 +474,9 @@ int main(int argc, char **argv)
         printf("%-14s %14.0f %14.0f %8s\n", b, r[0], r[1], ratio);
         fflush(stdout);
     }
+    for (int e = 0; e < 2; e++)
+        if (shared[e])
+            printf("space on disk after the run: %s %.1f MB\n", engines[e].name, du_mb(shared[e]));
     for (int e = 0; e < 2; e++)
         if (shared[e]) {
             nftw(shared[e], rm_one, 16, FTW_DEPTH | FTW_PHYS);
