@@ -5,6 +5,7 @@
  * The multi-process protocol is described in docs/DESIGN.md. */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -546,11 +547,19 @@ apr_status_t kv_db_close(kv_db_t *db)
 /* ---- the write path ------------------------------------------------- */
 
 /* Make sure the record at (log, end) is on stable storage.  Writers share
- * one fdatasync: whoever finds none running syncs for all who wait. */
+ * one fdatasync: whoever finds none running syncs for all who wait.
+ * Before it syncs, the leader gives the writers of this process that are
+ * still appending (they hold or wait for the log lock, microseconds from
+ * joining) a bounded moment to join: one fdatasync costs far more than
+ * the wait, and without it each sync covers only the writers that
+ * happened to be ready. */
+#define GATHER_YIELDS 64
+
 static apr_status_t group_sync(kv_db_t *db, uint64_t log, uint64_t end)
 {
     apr_status_t rv = APR_SUCCESS;
     apr_thread_mutex_lock(db->sync_mu);
+    db->sync_waiting++;
     for (;;) {
         if (log < db->synced_log || (log == db->synced_log && end <= db->synced_off))
             break;
@@ -562,6 +571,12 @@ static apr_status_t group_sync(kv_db_t *db, uint64_t log, uint64_t end)
             continue;
         }
         db->syncing = 1;
+        for (int i = 0; i < GATHER_YIELDS
+                        && db->sync_waiting < __atomic_load_n(&db->sync_inflight, __ATOMIC_ACQUIRE); i++) {
+            apr_thread_mutex_unlock(db->sync_mu);
+            sched_yield();
+            apr_thread_mutex_lock(db->sync_mu);
+        }
         apr_thread_mutex_unlock(db->sync_mu);
         apr_thread_rwlock_rdlock(db->rw);
         wal_file_t *w = db->current->log;
@@ -582,6 +597,7 @@ static apr_status_t group_sync(kv_db_t *db, uint64_t log, uint64_t end)
         if (rv)
             break;
     }
+    db->sync_waiting--;
     apr_thread_mutex_unlock(db->sync_mu);
     return rv;
 }
@@ -756,8 +772,14 @@ static apr_status_t do_write(kv_db_t *db, wkind_e kind, wal_rec_t *rec,
     uint64_t end = 0, log_no = 0, first = 0;
     if (db->closed)
         return KV_CLOSED;
-    if ((rv = log_lock(db)))
+    int syncing = db->opts.sync_mode == KV_SYNC_ALWAYS;
+    if (syncing)
+        __atomic_fetch_add(&db->sync_inflight, 1, __ATOMIC_ACQ_REL);
+    if ((rv = log_lock(db))) {
+        if (syncing)
+            __atomic_fetch_sub(&db->sync_inflight, 1, __ATOMIC_ACQ_REL);
         return rv;
+    }
     if (kind != W_BATCH && (kind == W_DEL || (o && o->cond != KV_IF_ANY))) {
         /* The current value goes into the caller's pool when it wants the
          * old value back, else into this thread's scratch pool. */
@@ -787,13 +809,18 @@ static apr_status_t do_write(kv_db_t *db, wkind_e kind, wal_rec_t *rec,
         rv = append_record(db, rec, &end);
     }
     shm_unlock(&db->shm);
-    if (rv)
+    if (rv) {
+        if (syncing)
+            __atomic_fetch_sub(&db->sync_inflight, 1, __ATOMIC_ACQ_REL);
         return rv;
+    }
     if (seq)
         *seq = first;
     STAT_ADD(db, bytes_written, rec->len);
-    if (db->opts.sync_mode == KV_SYNC_ALWAYS)
+    if (syncing) {
         rv = group_sync(db, log_no, end);
+        __atomic_fetch_sub(&db->sync_inflight, 1, __ATOMIC_ACQ_REL);
+    }
     else if (db->opts.sync_mode == KV_SYNC_INTERVAL) {
         apr_thread_mutex_lock(db->bg_mu);
         db->dirty = 1;

@@ -77,6 +77,8 @@ struct kv_db_t {
 
     /* Group commit (sync_mu). */
     int syncing;
+    int sync_waiting;          /* writers inside group_sync (sync_mu) */
+    int sync_inflight;         /* KV_SYNC_ALWAYS writers between entry and durable (atomic) */
     uint64_t synced_log, synced_off;
     int dirty;              /* bg_mu: unsynced writes of this process */
 
