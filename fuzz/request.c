@@ -1,5 +1,7 @@
 /* fuzz/request.c -- libFuzzer target for the HTTP request parser: the
- * input is a query string and a /set body (split at the first newline). */
+ * input is a query string and a body (split at the first newline); the
+ * query also goes through the entity-tag parser, the body through both
+ * the /set and the /batch parsers. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n;
     if (kvr_query_param(p, q, "key", &out, &n) == 1)
         (void)kvr_text_ok(out, n);
+    int star, ntags;
+    apr_uint64_t tags[4];
+    if (kvr_parse_etags(q, &star, tags, 4, &ntags) && (ntags < 0 || ntags > 4 || (star && ntags)))
+        abort();
     free(q);
     if (nl) {
         kvr_set_t s;
@@ -34,6 +40,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             char *j = kvr_json_kv(p, "key", s.key, s.klen, "value", s.val, s.vlen);
             if (!j)
                 abort();
+        }
+        kvr_op_t *ops;
+        int nops;
+        if (!kvr_parse_batch(p, body, blen, 8, &ops, &nops)) {
+            if (nops < 1 || nops > 8)
+                abort();
+            for (int i = 0; i < nops; i++)
+                if (ops[i].kv.klen == 0 || !kvr_text_ok(ops[i].kv.key, ops[i].kv.klen)
+                    || (!ops[i].del && !kvr_text_ok(ops[i].kv.val, ops[i].kv.vlen)))
+                    abort();
         }
     }
     apr_pool_clear(p);
