@@ -497,7 +497,7 @@ Test(db, damaged_log_record_is_refused_not_cut)
 
 /* Compressed SSTs through flushes and compactions: everything reads back,
  * and a store reopened without compression still reads the old files. */
-Test(db, compressed_store_reads_back_across_reopen, .timeout = 60)
+Test(db, compressed_store_reads_back_across_reopen)
 {
     char *dir = tu_tmpdir();
     apr_pool_t *pool = tu_pool();
