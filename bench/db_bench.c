@@ -114,7 +114,9 @@ static int kv_get_(engine_t *e, const char *k, size_t kn, int *found)
 }
 static int kv_del_(engine_t *e, const char *k, size_t kn)
 {
-    apr_status_t rv = kv_delete(e->h, k, kn, NULL, NULL, NULL);
+    /* Blind, as LevelDB's delete is. */
+    static const kv_write_opts_t blind = { KV_BLIND, 0, 0 };
+    apr_status_t rv = kv_delete(e->h, k, kn, &blind, NULL, NULL);
     return rv == APR_SUCCESS || rv == KV_NOTFOUND ? 0 : -1;
 }
 static long kv_scan_(engine_t *e)

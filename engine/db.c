@@ -780,7 +780,8 @@ static apr_status_t do_write(kv_db_t *db, wkind_e kind, wal_rec_t *rec,
             __atomic_fetch_sub(&db->sync_inflight, 1, __ATOMIC_ACQ_REL);
         return rv;
     }
-    if (kind != W_BATCH && (kind == W_DEL || (o && o->cond != KV_IF_ANY))) {
+    int blind = o && o->cond == KV_BLIND;
+    if (kind != W_BATCH && !blind && (kind == W_DEL || (o && o->cond != KV_IF_ANY))) {
         /* The current value goes into the caller's pool when it wants the
          * old value back, else into this thread's scratch pool. */
         apr_pool_t *tmp = old && pool ? pool : scratch_pool();

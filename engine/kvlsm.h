@@ -87,7 +87,9 @@ apr_status_t kv_get(kv_db_t *db, const void *key, apr_size_t klen,
 typedef enum {
     KV_IF_ANY = 0,      /* unconditional */
     KV_IF_SEQ = 1,      /* only if the key exists with version if_seq */
-    KV_IF_ABSENT = 2    /* only if the key does not exist */
+    KV_IF_ABSENT = 2,   /* only if the key does not exist */
+    KV_BLIND = 3        /* delete without reading: no old value, and no
+                           KV_NOTFOUND for a missing key (as a put) */
 } kv_cond_e;
 
 typedef struct {

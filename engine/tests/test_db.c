@@ -529,3 +529,25 @@ Test(db, compressed_store_reads_back_across_reopen)
     tu_rmrf(dir);
     free(dir);
 }
+
+/* A blind delete writes a tombstone without reading: no old value, and a
+ * missing key is no error. */
+Test(db, blind_delete)
+{
+    char *dir = tu_tmpdir();
+    apr_pool_t *pool = tu_pool();
+    kv_options_t o = tu_opts(65536, 0);
+    kv_db_t *db;
+    cr_assert_eq(kv_db_open(&db, dir, &o, pool), APR_SUCCESS);
+    kv_write_opts_t blind = { KV_BLIND, 0, 0 };
+    kv_value_t v;
+    cr_assert_eq(kv_put(db, TU_STR("here"), TU_STR("x"), NULL, NULL), APR_SUCCESS);
+    cr_assert_eq(kv_delete(db, TU_STR("here"), &blind, NULL, NULL), APR_SUCCESS);
+    cr_assert_eq(kv_get(db, TU_STR("here"), pool, &v), KV_NOTFOUND);
+    cr_assert_eq(kv_delete(db, TU_STR("never"), &blind, NULL, NULL), APR_SUCCESS);
+    cr_assert_eq(kv_delete(db, TU_STR("never"), NULL, pool, &v), KV_NOTFOUND, "a plain delete still reads");
+    kv_db_close(db);
+    apr_pool_destroy(pool);
+    tu_rmrf(dir);
+    free(dir);
+}
