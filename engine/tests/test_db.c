@@ -551,3 +551,28 @@ Test(db, blind_delete)
     tu_rmrf(dir);
     free(dir);
 }
+
+/* Compaction drops what has expired: the space comes back. */
+Test(db, compaction_drops_expired_values)
+{
+    kv_db_t *db = open_db(65536, 0);
+    kv_write_opts_t past = { KV_IF_ANY, 0, (apr_int64_t)time(NULL) - 1 };
+    char v[200];
+    memset(v, 'e', sizeof v);
+    for (unsigned long i = 0; i < 2000; i++) {
+        char k[32];
+        tu_key(k, sizeof k, "gone", i);
+        cr_assert_eq(kv_put(db, TU_STR(k), v, sizeof v, &past, NULL), APR_SUCCESS);
+    }
+    cr_assert_eq(kv_put(db, TU_STR("kept"), TU_STR("v"), NULL, NULL), APR_SUCCESS);
+    cr_assert_eq(kv_db_flush(db), APR_SUCCESS);
+    kv_stats_t before, after;
+    cr_assert_eq(kv_db_stats(db, &before), APR_SUCCESS);
+    cr_assert_gt(before.sst_bytes, 2000 * sizeof v, "the expired values were flushed");
+    cr_assert_eq(kv_db_compact(db), APR_SUCCESS);
+    cr_assert_eq(kv_db_stats(db, &after), APR_SUCCESS);
+    cr_assert_lt(after.sst_bytes, before.sst_bytes / 20, "%llu bytes left of %llu",
+                 (unsigned long long)after.sst_bytes, (unsigned long long)before.sst_bytes);
+    expect(db, "kept", "v");
+    expect(db, "gone00000001", NULL);
+}
