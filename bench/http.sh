@@ -153,6 +153,10 @@ secs=$((secs * 3))
 run kv-fill-for-del 2 8 "$kv" fill
 secs=$secs_run
 run kv-del 2 64 "$kv" del
+# Memory: each child's resident set after all of that (4 MiB memtable).
+for c in $(pgrep -P "$apid" apache2 || true); do
+    echo "child $c RSS $(($(ps -o rss= -p "$c") / 1024)) MiB" | tee -a "$results"
+done
 stop_apache
 
 start_apache always always
