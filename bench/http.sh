@@ -153,9 +153,13 @@ secs=$((secs * 3))
 run kv-fill-for-del 2 8 "$kv" fill
 secs=$secs_run
 run kv-del 2 64 "$kv" del
-# Memory: each child's resident set after all of that (4 MiB memtable).
+# Memory: each child's resident set after all of that (4 MiB memtable):
+# anonymous memory, and file pages (the SSTs it maps, shared with the
+# page cache and the other children).
 for c in $(pgrep -P "$apid" apache2 || true); do
-    echo "child $c RSS $(($(ps -o rss= -p "$c") / 1024)) MiB" | tee -a "$results"
+    awk -v c="$c" 'BEGIN { printf "child %s", c }
+                   /^(VmRSS|RssAnon|RssFile):/ { printf "  %s %d MiB", $1, $2 / 1024 }
+                   END { print "" }' "/proc/$c/status" | tee -a "$results"
 done
 stop_apache
 
