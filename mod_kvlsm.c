@@ -25,6 +25,7 @@
 #include "apr_lib.h"
 
 #include "engine/kvlsm.h"
+#include <cjson/cJSON.h>
 #include "http/request.h"
 #include "http/handlers.h"
 
@@ -404,6 +405,17 @@ int kvh_send_json(request_rec *r, int status, const char *json)
     ap_rputc('\n', r);
     /* Returning OK with r->status set sends our body with that status. */
     return OK;
+}
+
+int kvh_send_cjson(request_rec *r, cJSON *root, const char *what)
+{
+    char *json = root ? cJSON_PrintUnformatted(root) : NULL;
+    cJSON_Delete(root);
+    if (!json)
+        return kvh_engine_error(r, APR_ENOMEM, what, NULL, 0);
+    char *copy = apr_pstrdup(r->pool, json);
+    cJSON_free(json);
+    return kvh_send_json(r, HTTP_OK, copy);
 }
 
 int kvh_send_error(request_rec *r, int status, const char *msg,

@@ -22,6 +22,9 @@ typedef struct {
 int kvh_reject(reject_t *rj, int status, const char *msg);
 /* Answer with status and a JSON body (a newline is added). */
 int kvh_send_json(request_rec *r, int status, const char *json);
+/* 200 with root printed as the body; root is deleted either way. */
+struct cJSON;
+int kvh_send_cjson(request_rec *r, struct cJSON *root, const char *what);
 /* {"error":msg[,"key":key]} with status. */
 int kvh_send_error(request_rec *r, int status, const char *msg,
                    const char *key, size_t klen);

@@ -175,11 +175,5 @@ int kvh_scan(request_rec *r, kv_db_t *db, const kv_options_t *o)
         cJSON_AddStringToObject(root, "next", cursor_encode(r->pool, (const unsigned char *)last, last_len));
     else
         cJSON_AddNullToObject(root, "next");
-    char *json = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    if (!json)
-        return kvh_engine_error(r, APR_ENOMEM, "scan", NULL, 0);
-    char *copy = apr_pstrdup(r->pool, json);
-    cJSON_free(json);
-    return kvh_send_json(r, HTTP_OK, copy);
+    return kvh_send_cjson(r, root, "scan");
 }

@@ -56,13 +56,7 @@ int kvh_stats(request_rec *r, kv_db_t *db)
         cJSON_AddItemToArray(levels, lv);
     }
     cJSON_AddNumberToObject(o, "pid", (double)getpid());
-    char *json = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (!json)
-        return kvh_engine_error(r, APR_ENOMEM, "stats", NULL, 0);
-    char *copy = apr_pstrdup(r->pool, json);
-    cJSON_free(json);
-    return kvh_send_json(r, HTTP_OK, copy);
+    return kvh_send_cjson(r, o, "stats");
 }
 
 void kvh_status_section(request_rec *r, int flags, const char *dir, kv_db_t *db)
