@@ -54,6 +54,10 @@ uint64_t sst_entries(const sst_t *t);
  * KV_CORRUPT or an I/O code otherwise. */
 apr_status_t sst_get(sst_t *t, const char *key, size_t klen,
                      apr_pool_t *pool, kv_ent_t *out);
+/* The same with the key's bloom_hash computed by the caller, once for
+ * all the files a lookup probes. */
+apr_status_t sst_get_hashed(sst_t *t, const char *key, size_t klen, uint32_t hash,
+                            apr_pool_t *pool, kv_ent_t *out);
 
 /* Ordered scan.  Entries returned by sst_iter_entry stay valid until the
  * iterator moves.  An error stops the iterator (valid = 0) and is kept

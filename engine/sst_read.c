@@ -305,7 +305,13 @@ static uint32_t find_block(const sst_t *t, const char *key, size_t klen)
 apr_status_t sst_get(sst_t *t, const char *key, size_t klen, apr_pool_t *pool,
                      kv_ent_t *out)
 {
-    if (!bloom_may_contain(t->bloom, t->bloom_len, bloom_hash(key, klen)))
+    return sst_get_hashed(t, key, klen, bloom_hash(key, klen), pool, out);
+}
+
+apr_status_t sst_get_hashed(sst_t *t, const char *key, size_t klen, uint32_t hash,
+                            apr_pool_t *pool, kv_ent_t *out)
+{
+    if (!bloom_may_contain(t->bloom, t->bloom_len, hash))
         return KV_NOTFOUND;
     uint32_t bi = find_block(t, key, klen);
     if (bi == t->nblocks)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include "db_impl.h"
 #include "fileio.h"
+#include "bloom.h"
 
 void version_ref(version_t *v)
 {
@@ -184,13 +185,14 @@ apr_status_t version_get(version_t *v, const char *key, size_t klen,
     for (int i = 0; i < v->nimm; i++)
         if (mt_get(v->imm[i], key, klen, snap, &e))
             return copy_ent(&e, pool, out);
+    uint32_t hash = bloom_hash(key, klen);
     /* L0 files may overlap: newest (highest number, sorted last) first. */
     for (int i = v->level_start[1] - 1; i >= v->level_start[0]; i--) {
         const mf_file_t *f = &v->mf.files[i];
         if (key_cmp(key, klen, f->smallest, f->smallest_len) < 0
             || key_cmp(key, klen, f->largest, f->largest_len) > 0)
             continue;
-        apr_status_t rv = sst_get(v->ssts[i], key, klen, pool, out);
+        apr_status_t rv = sst_get_hashed(v->ssts[i], key, klen, hash, pool, out);
         if (rv == KV_CORRUPT)
             db_report_corruption(v->db, f->number, "sst", 0);
         if (rv != KV_NOTFOUND)
@@ -200,7 +202,7 @@ apr_status_t version_get(version_t *v, const char *key, size_t klen,
         int i = level_find(v, l, key, klen);
         if (i < 0)
             continue;
-        apr_status_t rv = sst_get(v->ssts[i], key, klen, pool, out);
+        apr_status_t rv = sst_get_hashed(v->ssts[i], key, klen, hash, pool, out);
         if (rv == KV_CORRUPT)
             db_report_corruption(v->db, v->mf.files[i].number, "sst", 0);
         if (rv != KV_NOTFOUND)
