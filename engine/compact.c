@@ -116,6 +116,58 @@ typedef struct {
     sst_iter_t *it;
 } source_t;
 
+/* The merge keeps its sources in a binary min-heap on their current
+ * entries (key ascending, then newest first), so each output entry costs
+ * O(log k) comparisons for k inputs, not O(k): an L0-to-L1 compaction may
+ * merge dozens of files. */
+typedef struct {
+    source_t *src;
+    int *h;            /* source indices; h[0] holds the smallest entry */
+    int n;
+} heap_t;
+
+static int src_less(const heap_t *hp, int a, int b)
+{
+    kv_ent_t x, y;
+    sst_iter_entry(hp->src[a].it, &x);
+    sst_iter_entry(hp->src[b].it, &y);
+    return ent_cmp(x.key, x.klen, x.seq, y.key, y.klen, y.seq) < 0;
+}
+
+static void sift_down(heap_t *hp, int i)
+{
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < hp->n && src_less(hp, hp->h[l], hp->h[m]))
+            m = l;
+        if (r < hp->n && src_less(hp, hp->h[r], hp->h[m]))
+            m = r;
+        if (m == i)
+            return;
+        int t = hp->h[i];
+        hp->h[i] = hp->h[m];
+        hp->h[m] = t;
+        i = m;
+    }
+}
+
+/* Advance the top source: back into place, or out of the heap when it
+ * ends (its status says whether it ended in an error). */
+static apr_status_t heap_next(heap_t *hp)
+{
+    sst_iter_t *it = hp->src[hp->h[0]].it;
+    sst_iter_next(it);
+    if (!sst_iter_valid(it)) {
+        apr_status_t rv = sst_iter_status(it);
+        if (rv)
+            return rv;
+        hp->h[0] = hp->h[--hp->n];
+    }
+    if (hp->n > 0)
+        sift_down(hp, 0);
+    return APR_SUCCESS;
+}
+
 /* Finish the output being built and give it its final name. */
 static apr_status_t seal_output(kv_db_t *db, sst_builder_t *b, uint64_t number,
                                 int level, manifest_t *outs)
@@ -159,23 +211,20 @@ static apr_status_t merge(kv_db_t *db, manifest_t *m, const picks_t *in,
     uint64_t bnum = 0;
     char *kbuf = NULL;
     size_t kcap = 0;
-    while (rv == APR_SUCCESS) {
-        int best = -1;
-        kv_ent_t e = { 0 }, c;
-        for (int i = 0; i < in->n; i++) {
-            if (!sst_iter_valid(src[i].it)) {
-                if ((rv = sst_iter_status(src[i].it)))
-                    break;
-                continue;
-            }
-            sst_iter_entry(src[i].it, &c);
-            if (best < 0 || ent_cmp(c.key, c.klen, c.seq, e.key, e.klen, e.seq) < 0) {
-                best = i;
-                e = c;
-            }
-        }
-        if (rv || best < 0)
-            break;
+    heap_t hp = { src, calloc((size_t)in->n + 1, sizeof(int)), 0 };
+    if (rv == APR_SUCCESS && !hp.h)
+        rv = APR_ENOMEM;
+    for (int i = 0; rv == APR_SUCCESS && i < in->n; i++) {
+        if (sst_iter_valid(src[i].it))
+            hp.h[hp.n++] = i;
+        else
+            rv = sst_iter_status(src[i].it);
+    }
+    for (int i = hp.n / 2 - 1; rv == APR_SUCCESS && i >= 0; i--)
+        sift_down(&hp, i);
+    while (rv == APR_SUCCESS && hp.n > 0) {
+        kv_ent_t e;
+        sst_iter_entry(src[hp.h[0]].it, &e);
         int expired = e.type == ENT_PUT && e.expire && e.expire <= now;
         int keep = 1;
         if (e.type == ENT_DEL || expired) {
@@ -215,14 +264,15 @@ static apr_status_t merge(kv_db_t *db, manifest_t *m, const picks_t *in,
         }
         memcpy(kbuf, e.key, e.klen);
         size_t klen = e.klen;
-        for (int i = 0; i < in->n; i++) {
-            while (sst_iter_valid(src[i].it)) {
-                sst_iter_entry(src[i].it, &c);
-                if (key_cmp(c.key, c.klen, kbuf, klen) != 0)
-                    break;
-                sst_iter_next(src[i].it);
-            }
+        while (rv == APR_SUCCESS && hp.n > 0) {
+            kv_ent_t c;
+            sst_iter_entry(src[hp.h[0]].it, &c);
+            if (key_cmp(c.key, c.klen, kbuf, klen) != 0)
+                break;
+            rv = heap_next(&hp);
         }
+        if (rv)
+            break;
         if (b && sst_builder_bytes(b) >= target) {
             rv = seal_output(db, b, bnum, out_level, outs);
             b = NULL;
@@ -239,6 +289,7 @@ static apr_status_t merge(kv_db_t *db, manifest_t *m, const picks_t *in,
             sst_builder_abandon(b);
     }
     free(kbuf);
+    free(hp.h);
     for (int i = 0; i < in->n; i++) {
         if (src[i].it)
             sst_iter_free(src[i].it);
