@@ -37,6 +37,10 @@ struct memtable {
     uint64_t max_seq;         /* atomic: newest entry */
     chunk_t *chunks;
     node_t *head;
+    /* The last node of each level (writer only): an entry that sorts after
+     * every other -- keys written in order, or a log replayed -- is
+     * linked there without a search from the top. */
+    node_t *tail[MAX_HEIGHT];
 };
 
 static void *arena_alloc(memtable_t *mt, size_t n)
@@ -251,14 +255,22 @@ apr_status_t mt_add(memtable_t *mt, const kv_ent_t *e)
     bloom_probe(mt, e->key, e->klen, pos);
     for (int i = 0; i < MT_BLOOM_PROBES; i++)
         __atomic_fetch_or(&mt->bloom[pos[i] / 64], (uint64_t)1 << (pos[i] % 64), __ATOMIC_RELAXED);
-    find_ge(mt, e->key, e->klen, e->seq, prev);
     int cur = __atomic_load_n(&mt->height, __ATOMIC_RELAXED);
+    node_t *last = mt->tail[0];
+    if (last && node_cmp(last, e->key, e->klen, n->prefix, e->seq) < 0) {
+        for (int i = 0; i < cur; i++)
+            prev[i] = mt->tail[i] ? mt->tail[i] : mt->head;
+    }
+    else
+        find_ge(mt, e->key, e->klen, e->seq, prev);
     for (int i = cur; i < h; i++)
         prev[i] = mt->head;
     for (int i = 0; i < h; i++) {
         /* The node's own link first (nobody sees it yet), then publish. */
         __atomic_store_n(&node_next(n)[i], next_of(prev[i], i), __ATOMIC_RELAXED);
         __atomic_store_n(&node_next(prev[i])[i], n, __ATOMIC_RELEASE);
+        if (!node_next(n)[i])
+            mt->tail[i] = n;
     }
     if (h > cur)
         __atomic_store_n(&mt->height, h, __ATOMIC_RELEASE);
