@@ -95,7 +95,8 @@ apr_status_t fio_truncate(int fd, uint64_t size)
             break;
         }
     }
-    FAULT(fault_after_truncate(fd, size));
+    if (rv == APR_SUCCESS)
+        FAULT(fault_after_truncate(fd, size));
     FAULT(fault_leave());
     return rv;
 }

@@ -127,7 +127,7 @@ apr_status_t kv_write_batch(kv_db_t *db, kv_batch_t *b, apr_uint64_t *first_seq)
  * ascending byte order of keys, skipping deleted and expired keys.  It
  * lives in pool (closed by a cleanup) or until kv_iter_close. */
 typedef struct kv_iter_t kv_iter_t;
-apr_status_t kv_iter_open(kv_iter_t **it, kv_db_t *db, apr_pool_t *pool);
+apr_status_t kv_iter_open(kv_iter_t **it, kv_db_t *db, apr_pool_t *pool);  /* *it NULL on failure */
 /* Position on the first key >= key (key NULL: the first key).  A new
  * iterator must be positioned with kv_iter_seek before use. */
 apr_status_t kv_iter_seek(kv_iter_t *it, const void *key, apr_size_t klen);

@@ -233,17 +233,22 @@ static apr_status_t block_at(const sst_t *t, uint32_t bi, char **buf, size_t *ca
     const char *body = get_varint(q + 1, q + len, &raw);
     if (!body || raw == 0 || raw > RAW_BLOCK_MAX || (codec != CODEC_LZ4 && codec != CODEC_ZSTD))
         return KV_CORRUPT;
-    /* The stored bytes may sit in *buf: decompress into a new buffer. */
-    char *out = malloc((size_t)raw);
+    /* Into *buf, reused, when the stored bytes are in the map; when they
+     * were read into *buf, into a new buffer that then replaces it. */
+    int in_buf = q == *buf;
+    char *out = !in_buf && *cap >= raw ? *buf : malloc((size_t)raw);
     if (!out)
         return APR_ENOMEM;
     if ((rv = comp_decode(codec, body, (size_t)(q + len - body), out, (size_t)raw))) {
-        free(out);
+        if (out != *buf)
+            free(out);
         return rv;
     }
-    free(*buf);
-    *buf = out;
-    *cap = (size_t)raw;
+    if (out != *buf) {
+        free(*buf);
+        *buf = out;
+        *cap = (size_t)raw;
+    }
     *p = out;
     *n = (size_t)raw;
     return APR_SUCCESS;

@@ -125,7 +125,7 @@ int kvh_scan(request_rec *r, kv_db_t *db, const kv_options_t *o)
         from = after;
         flen = alen;
     }
-    kv_iter_t *it;
+    kv_iter_t *it = NULL;
     apr_status_t rv = kv_iter_open(&it, db, r->pool);
     if (rv == APR_SUCCESS)
         rv = kv_iter_seek(it, from, flen);

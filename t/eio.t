@@ -11,7 +11,7 @@ use KVTest;
 use Time::HiRes qw(time sleep);
 
 my $fault_mod = KVTest::top_dir() . '/build/fault/mod_kvlsm.so';
-plan tests => 10, need { 'the fault build of the module (make apache-test builds it)' => -f $fault_mod };
+plan tests => 11, need { 'the fault build of the module (make apache-test builds it)' => -f $fault_mod };
 
 my $inst = start_apache(mpm => 'event', servers => 2, module => $fault_mod);
 my $data = "$inst->{dir}/data";
@@ -52,6 +52,9 @@ for my $i (1 .. 50, 1200) {
 }
 ok t_cmp($errors >= 40, 1, "reads that need an SST fail with 500 while reads fail ($errors of 51)");
 ok t_cmp($wrong, 0, 'never a wrong value, a "not found" or a bare error page');
+my $sc = req(GET => "$inst->{url}/scan?prefix=eio&limit=10", undef, ua => $ua);
+ok t_cmp($sc->code . ' ' . ((json_of($sc) || {})->{error} // ''), qr/^500 (internal store error|store data is damaged)/,
+         'a scan that needs an SST fails with a JSON 500, nothing partial');
 my $w = req(POST => "$inst->{url}/set", q({"key":"during","value":"eio"}), ua => $ua);
 ok t_cmp($w->code, 200, 'writes go on (they read no SST)');
 
