@@ -43,6 +43,12 @@ void sst_builder_abandon(sst_builder_t *b);
 typedef struct sst sst_t;
 /* Open and verify header, footer, index and bloom.  Refcount 1. */
 apr_status_t sst_open(sst_t **t, const char *path, uint64_t number);
+/* Open the file, then try to load it as sst_open does; if that fails
+ * (*load_rv says why), the handle still holds the open file and each use
+ * tries the load again and answers its error until it succeeds.  So a
+ * store can take a new file into its view while reads of it fail. */
+apr_status_t sst_open_lazy(sst_t **t, const char *path, uint64_t number,
+                           apr_status_t *load_rv);
 void sst_ref(sst_t *t);
 void sst_unref(sst_t *t);          /* closes the file at the last reference */
 uint64_t sst_number(const sst_t *t);

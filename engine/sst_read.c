@@ -1,10 +1,12 @@
-/* sst_read.c -- reading SST files (sst.h).  sst_open verifies the header,
- * footer, index and bloom filter and keeps the last two in memory; data
+/* sst_read.c -- reading SST files (sst.h).  Loading a file verifies the
+ * header, footer, index and bloom filter and keeps the last two in
+ * memory (at open, or at first use for a handle opened lazily); data
  * blocks are read with pread and checked against their CRC before any
  * byte is parsed, with every length bounds-checked, so a damaged file
  * gives KV_CORRUPT and never a crash.  Safe for concurrent readers. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -28,6 +30,8 @@ typedef struct {
 struct sst {
     int refs;
     int fd;
+    int loaded;            /* index and bloom in memory (atomic; set once) */
+    pthread_mutex_t load_mu;
     const char *map;       /* the whole file mapped read-only, or NULL */
     int tagged;            /* data blocks carry a codec tag (compressed file) */
     uint8_t *verified;     /* a bit per data block whose CRC held (map only) */
@@ -61,35 +65,39 @@ static apr_status_t read_block(const sst_t *t, uint64_t off, uint32_t len,
     return APR_SUCCESS;
 }
 
-static void sst_free(sst_t *t)
+/* Drop what a load read, so a failed load can be tried again. */
+static void sst_unload(sst_t *t)
 {
     if (t->map)
         munmap((void *)t->map, t->file_bytes);
+    t->map = NULL;
     free(t->verified);
-    if (t->fd >= 0)
-        close(t->fd);
     free(t->index);
     free(t->blocks);
     free(t->bloom);
+    t->verified = NULL;
+    t->index = t->bloom = NULL;
+    t->blocks = NULL;
+    t->nblocks = 0;
+    t->bloom_len = 0;
+    t->entries = 0;
+}
+
+static void sst_free(sst_t *t)
+{
+    sst_unload(t);
+    if (t->fd >= 0)
+        close(t->fd);
+    pthread_mutex_destroy(&t->load_mu);
     free(t);
 }
 
-apr_status_t sst_open(sst_t **tp, const char *path, uint64_t number)
+/* Read and check header, footer, index and bloom; map the file. */
+static apr_status_t sst_load(sst_t *t)
 {
-    sst_t *t = calloc(1, sizeof(*t));
-    if (!t)
-        return APR_ENOMEM;
-    t->refs = 1;
-    t->number = number;
-    t->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (t->fd < 0) {
-        apr_status_t rv = APR_FROM_OS_ERROR(errno);
-        free(t);
-        return rv;
-    }
-    apr_status_t rv = fio_file_size(t->fd, &t->file_bytes);
     char h[SST_HEADER], f[SST_FOOTER];
-    if (!rv && t->file_bytes < SST_HEADER + SST_FOOTER)
+    apr_status_t rv = APR_SUCCESS;
+    if (t->file_bytes < SST_HEADER + SST_FOOTER)
         rv = KV_CORRUPT;
     if (!rv)
         rv = fio_pread_full(t->fd, h, sizeof h, 0);
@@ -173,12 +181,55 @@ apr_status_t sst_open(sst_t **tp, const char *path, uint64_t number)
         else if (m != MAP_FAILED)
             munmap(m, t->file_bytes);
     }
+    if (rv)
+        sst_unload(t);
+    return rv;
+}
+
+/* Load on first use; a failed load (an I/O error, say) is tried again by
+ * the next use.  Once loaded, nothing in the handle changes. */
+static apr_status_t sst_ensure(sst_t *t)
+{
+    if (__atomic_load_n(&t->loaded, __ATOMIC_ACQUIRE))
+        return APR_SUCCESS;
+    pthread_mutex_lock(&t->load_mu);
+    apr_status_t rv = APR_SUCCESS;
+    if (!t->loaded && (rv = sst_load(t)) == APR_SUCCESS)
+        __atomic_store_n(&t->loaded, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&t->load_mu);
+    return rv;
+}
+
+apr_status_t sst_open_lazy(sst_t **tp, const char *path, uint64_t number,
+                           apr_status_t *load_rv)
+{
+    sst_t *t = calloc(1, sizeof(*t));
+    if (!t)
+        return APR_ENOMEM;
+    t->refs = 1;
+    t->number = number;
+    pthread_mutex_init(&t->load_mu, NULL);
+    t->fd = open(path, O_RDONLY | O_CLOEXEC);
+    apr_status_t rv = t->fd < 0 ? APR_FROM_OS_ERROR(errno) : fio_file_size(t->fd, &t->file_bytes);
     if (rv) {
         sst_free(t);
         return rv;
     }
+    *load_rv = sst_ensure(t);
     *tp = t;
     return APR_SUCCESS;
+}
+
+apr_status_t sst_open(sst_t **tp, const char *path, uint64_t number)
+{
+    apr_status_t load_rv;
+    apr_status_t rv = sst_open_lazy(tp, path, number, &load_rv);
+    if (rv == APR_SUCCESS && load_rv != APR_SUCCESS) {
+        sst_unref(*tp);
+        *tp = NULL;
+        rv = load_rv;
+    }
+    return rv;
 }
 
 /* Point *p at the stored body of data block bi, checked: into the map
@@ -267,7 +318,10 @@ void sst_unref(sst_t *t)
 
 uint64_t sst_number(const sst_t *t) { return t->number; }
 uint64_t sst_file_bytes(const sst_t *t) { return t->file_bytes; }
-uint64_t sst_entries(const sst_t *t) { return t->entries; }
+uint64_t sst_entries(const sst_t *t)
+{
+    return __atomic_load_n(&t->loaded, __ATOMIC_ACQUIRE) ? t->entries : 0;
+}
 
 /* Decode the entry at *p in [p, end); returns the byte after it or NULL. */
 static const char *decode_entry(const char *p, const char *end, kv_ent_t *e)
@@ -316,6 +370,9 @@ apr_status_t sst_get(sst_t *t, const char *key, size_t klen, apr_pool_t *pool,
 apr_status_t sst_get_hashed(sst_t *t, const char *key, size_t klen, uint32_t hash,
                             apr_pool_t *pool, kv_ent_t *out)
 {
+    apr_status_t lrv = sst_ensure(t);
+    if (lrv)
+        return lrv;
     if (!bloom_may_contain(t->bloom, t->bloom_len, hash))
         return KV_NOTFOUND;
     uint32_t bi = find_block(t, key, klen);
@@ -375,6 +432,9 @@ struct sst_iter {
 
 apr_status_t sst_iter_new(sst_iter_t **itp, sst_t *t)
 {
+    apr_status_t rv = sst_ensure(t);
+    if (rv)
+        return rv;
     sst_iter_t *it = calloc(1, sizeof(*it));
     if (!it)
         return APR_ENOMEM;
@@ -481,7 +541,7 @@ apr_status_t sst_verify(sst_t *t)
 {
     char *buf = NULL;
     size_t cap = 0;
-    apr_status_t rv = APR_SUCCESS;
+    apr_status_t rv = sst_ensure(t);
     uint64_t count = 0;
     const char *prev = NULL;
     size_t prev_len = 0;

@@ -129,13 +129,17 @@ apr_status_t version_open_files(kv_db_t *db, version_t *v, const version_t *old)
         if (!v->ssts[i]) {
             char path[4096];
             fio_name(path, sizeof(path), db->dir, num, "sst");
-            apr_status_t rv = sst_open(&v->ssts[i], path, num);
-            if (rv == KV_CORRUPT)
-                db_report_corruption(db, num, "sst", 0);
+            /* A file whose index cannot be read (an I/O error, damage)
+             * still joins the view: the reads that need it fail, and
+             * writes, which need none, go on. */
+            apr_status_t load_rv;
+            apr_status_t rv = sst_open_lazy(&v->ssts[i], path, num, &load_rv);
             if (rv != APR_SUCCESS) {
                 v->ssts[i] = NULL;
                 return rv;
             }
+            if (load_rv == KV_CORRUPT)
+                db_report_corruption(db, num, "sst", 0);
         }
     }
     return APR_SUCCESS;

@@ -3,7 +3,7 @@
  * behind while another flushes the logs it has not read, and then cannot
  * open the new SSTs, answers every key with the right value or an error,
  * never "not found" for a key that exists; once the disk reads again it
- * answers right, and no acknowledged write made meanwhile is lost.  Two
+ * answers right; writes go on meanwhile and none is lost.  Two
  * handles on one directory behave as two processes do. */
 #include "testutil.h"
 #include "fault.h"
@@ -56,8 +56,10 @@ Test(eio, a_handle_behind_never_answers_not_found, .timeout = 60)
             errors++;
     }
     cr_assert_gt(errors, 0, "no read failed: the flag did not reach the SSTs");
-    /* Writes through the lagging handle fail or land; never vanish. */
-    apr_status_t wrv = kv_put(b, TU_STR("during"), TU_STR("eio"), NULL, NULL);
+    /* Writes through the lagging handle go on: taking the new files into
+     * its view needs none of their contents. */
+    cr_assert_eq(kv_put(b, TU_STR("during"), TU_STR("eio"), NULL, NULL), APR_SUCCESS,
+                 "a write failed while reads fail");
     flag(dir, 0);
     for (unsigned long i = 1; i < EKEYS; i++) {
         tu_key(k, sizeof k, "e", i);
@@ -65,12 +67,10 @@ Test(eio, a_handle_behind_never_answers_not_found, .timeout = 60)
         cr_assert_eq(kv_get(b, TU_STR(k), pool, &got), APR_SUCCESS, "%s after the fault", k);
         cr_assert(got.len == n && memcmp(got.data, v, n) == 0);
     }
-    if (wrv == APR_SUCCESS) {
-        cr_assert_eq(kv_get(a, TU_STR("during"), pool, &got), APR_SUCCESS);
-        cr_assert_eq(kv_db_flush(a), APR_SUCCESS);
-        cr_assert_eq(kv_get(b, TU_STR("during"), pool, &got), APR_SUCCESS);
-        cr_assert_str_eq(got.data, "eio");
-    }
+    cr_assert_eq(kv_get(a, TU_STR("during"), pool, &got), APR_SUCCESS);
+    cr_assert_eq(kv_db_flush(a), APR_SUCCESS);
+    cr_assert_eq(kv_get(b, TU_STR("during"), pool, &got), APR_SUCCESS);
+    cr_assert_str_eq(got.data, "eio");
     kv_db_close(b);
     kv_db_close(a);
     apr_pool_destroy(pool);
