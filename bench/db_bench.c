@@ -29,11 +29,13 @@ typedef struct {
     unsigned seed;
     int compression;       /* kv_compression_e for kvlsm; leveldb gets snappy if not none */
     double ratio;          /* value compressibility: fraction of fresh random bytes */
+    long reads;            /* ops of readrandom / readmissing (default num) */
+    int rounds;            /* runs of each benchmark per engine; the median counts */
 } config_t;
 
 static config_t cfg = { 1000000, 100, NULL,
                         "fillseq,fillrandom,overwrite,readrandom,readmissing,readseq,deleterandom,fillsync,fillsync8",
-                        "kvlsm,leveldb", 301, KV_COMPRESS_NONE, 1.0 };
+                        "kvlsm,leveldb", 301, KV_COMPRESS_NONE, 1.0, 0, 1 };
 
 static double now(void)
 {
@@ -339,6 +341,8 @@ static double run(engine_t *e, const char *bench, const char *base, char **share
         for (int i = 0; i < threads; i++)
             pthread_join(th[i], NULL);
         t1 = now();
+        if (e == &engines[0])
+            e->report(e);   /* syncs: how many writers each fdatasync served */
         e->close(e);
         nftw(d, rm_one, 16, FTW_DEPTH | FTW_PHYS);
         free(d);
@@ -366,6 +370,8 @@ static double run(engine_t *e, const char *bench, const char *base, char **share
     }
     else if (!strcmp(bench, "readrandom") || !strcmp(bench, "readmissing")) {
         int missing = bench[4] == 'm';
+        if (cfg.reads > 0)
+            ops = cfg.reads;
         for (long i = 0; i < ops; i++) {
             long x = rnd(cfg.num);
             make_key(k, x);
@@ -399,6 +405,24 @@ static double run(engine_t *e, const char *bench, const char *base, char **share
     return ops / (t1 - t0);
 }
 
+static double median(const double *v, int n)
+{
+    double s[9];
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (v[i] > 0)
+            s[k++] = v[i];
+    if (k == 0)
+        return -1;
+    for (int i = 1; i < k; i++)
+        for (int j = i; j > 0 && s[j - 1] > s[j]; j--) {
+            double t = s[j];
+            s[j] = s[j - 1];
+            s[j - 1] = t;
+        }
+    return k % 2 ? s[k / 2] : (s[k / 2 - 1] + s[k / 2]) / 2;
+}
+
 static int wanted(const char *list, const char *name)
 {
     size_t n = strlen(name);
@@ -421,13 +445,15 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--compression=zstd")) cfg.compression = KV_COMPRESS_ZSTD;
         else if (!strcmp(argv[i], "--compression=none")) cfg.compression = KV_COMPRESS_NONE;
         else if (!strncmp(argv[i], "--ratio=", 8)) cfg.ratio = atof(argv[i] + 8);
+        else if (!strncmp(argv[i], "--reads=", 8)) cfg.reads = atol(argv[i] + 8);
+        else if (!strncmp(argv[i], "--rounds=", 9)) cfg.rounds = atoi(argv[i] + 9);
         else {
-            fprintf(stderr, "usage: %s [--num=N] [--value_size=N] [--benchmarks=a,b] [--engines=kvlsm,leveldb] [--dir=D] [--seed=N] [--compression=none|lz4|zstd] [--ratio=R]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--num=N] [--value_size=N] [--benchmarks=a,b] [--engines=kvlsm,leveldb] [--dir=D] [--seed=N] [--compression=none|lz4|zstd] [--ratio=R] [--reads=N] [--rounds=N]\n", argv[0]);
             return 2;
         }
     }
-    if (cfg.num < 100 || cfg.value_size < 1 || cfg.value_size > 4096) {
-        fprintf(stderr, "--num must be >= 100 and --value_size 1..4096\n");
+    if (cfg.num < 100 || cfg.value_size < 1 || cfg.value_size > 4096 || cfg.rounds < 1 || cfg.rounds > 9) {
+        fprintf(stderr, "--num must be >= 100, --value_size 1..4096, --rounds 1..9\n");
         return 2;
     }
     apr_initialize();
@@ -457,28 +483,67 @@ int main(int argc, char **argv)
            cfg.compression == KV_COMPRESS_LZ4 ? "lz4" : cfg.compression == KV_COMPRESS_ZSTD ? "zstd" : "none",
            cfg.compression ? "snappy" : "none", cfg.ratio);
     printf("writes unsynced (kvlsm sync off, leveldb sync=false) except fillsync*: kvlsm sync always, leveldb sync=true; fillsync* run num/100 ops\n\n");
+    if (cfg.rounds > 1)
+        printf("each benchmark runs %d times per engine, the engines taking turns to go first;\n"
+               "ops/s are the medians, the ratio is the median of each round's ratio (range after it)\n\n",
+               cfg.rounds);
     printf("%-14s %14s %14s %8s\n", "benchmark", "kvlsm ops/s", "leveldb ops/s", "ratio");
     char *shared[2] = { NULL, NULL };
     char list[1024];
     snprintf(list, sizeof list, "%s", cfg.benchmarks);
     int rc = 0;
+    double fillsync[2] = { -1, -1 }, fillsync8[2] = { -1, -1 };
     for (char *save, *b = strtok_r(list, ",", &save); b; b = strtok_r(NULL, ",", &save)) {
-        double r[2] = { -1, -1 };
-        for (int e = 0; e < 2; e++)
-            if (wanted(cfg.engines, engines[e].name)) {
-                r[e] = run(&engines[e], b, base, shared);
-                if (r[e] < 0)
-                    rc = 1;
+        double r[2][9], ratios[9];
+        int nratios = 0;
+        for (int round = 0; round < cfg.rounds; round++) {
+            for (int k = 0; k < 2; k++) {
+                int e = (k + round) % 2;
+                r[e][round] = -1;
+                if (wanted(cfg.engines, engines[e].name)) {
+                    r[e][round] = run(&engines[e], b, base, shared);
+                    if (r[e][round] < 0)
+                        rc = 1;
+                }
             }
-        char ratio[32] = "-";
-        if (r[0] > 0 && r[1] > 0)
-            snprintf(ratio, sizeof ratio, "%.2fx", r[0] / r[1]);
-        printf("%-14s %14.0f %14.0f %8s\n", b, r[0], r[1], ratio);
+            if (r[0][round] > 0 && r[1][round] > 0)
+                ratios[nratios++] = r[0][round] / r[1][round];
+        }
+        double med[2] = { median(r[0], cfg.rounds), median(r[1], cfg.rounds) };
+        char ratio[64] = "-";
+        if (nratios == 1)
+            snprintf(ratio, sizeof ratio, "%.2fx", ratios[0]);
+        else if (nratios > 1) {
+            double lo = ratios[0], hi = ratios[0];
+            for (int i = 1; i < nratios; i++) {
+                lo = ratios[i] < lo ? ratios[i] : lo;
+                hi = ratios[i] > hi ? ratios[i] : hi;
+            }
+            snprintf(ratio, sizeof ratio, "%.2fx (%.2f-%.2f)", median(ratios, nratios), lo, hi);
+        }
+        printf("%-14s %14.0f %14.0f %8s\n", b, med[0], med[1], ratio);
         fflush(stdout);
+        if (!strcmp(b, "fillsync"))
+            memcpy(fillsync, med, sizeof med);
+        if (!strcmp(b, "fillsync8"))
+            memcpy(fillsync8, med, sizeof med);
     }
     for (int e = 0; e < 2; e++)
-        if (shared[e])
-            printf("space on disk after the run: %s %.1f MB\n", engines[e].name, du_mb(shared[e]));
+        if (fillsync[e] > 0 && fillsync8[e] > 0)
+            printf("group commit: %s fillsync8 is %.2fx its fillsync\n", engines[e].name,
+                   fillsync8[e] / fillsync[e]);
+    for (int e = 0; e < 2; e++)
+        if (shared[e]) {
+            /* Live data: what a scan of the store finds, at key + value bytes each. */
+            long live = -1;
+            if (engines[e].open(&engines[e], shared[e], 0) == 0) {
+                live = engines[e].scan(&engines[e]);
+                engines[e].close(&engines[e]);
+            }
+            double raw = live * (16.0 + cfg.value_size) / 1048576.0, disk = du_mb(shared[e]);
+            printf("space on disk after the run: %s %.1f MB for %ld live keys = %.1f MB raw: %.2fx\n",
+                   engines[e].name, disk, live, raw, raw > 0 ? disk / raw : 0.0);
+        }
     for (int e = 0; e < 2; e++)
         if (shared[e]) {
             nftw(shared[e], rm_one, 16, FTW_DEPTH | FTW_PHYS);

@@ -12,8 +12,8 @@
  * that lost power would find on its disk, if unsynced data is all lost.
  *
  * Read errors: a pread on an .sst file fails with EIO while a file named
- * FAULT-EIO exists in the same directory.  Fault builds never mmap SSTs, so
- * every read goes through pread. */
+ * FAULT-EIO exists in the same directory (SSTs are only ever read with
+ * pread, in every build). */
 #ifndef KV_FAULT_H
 #define KV_FAULT_H
 

@@ -123,15 +123,6 @@ apr_status_t fio_unlink(const char *path)
     return rv;
 }
 
-int fio_may_map(void)
-{
-#ifdef KV_FAULT_INJECT
-    return 0;
-#else
-    return 1;
-#endif
-}
-
 apr_status_t fio_fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

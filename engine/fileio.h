@@ -20,9 +20,6 @@ apr_status_t fio_fsync_dir(const char *dir);
 apr_status_t fio_truncate(int fd, uint64_t size);
 apr_status_t fio_rename(const char *from, const char *to);
 apr_status_t fio_unlink(const char *path);
-/* Whether SSTs may be read through mmap (not in fault builds, whose
- * injected read errors need every read to be a pread). */
-int fio_may_map(void);
 /* Write buf to tmp, fsync, rename over path, fsync dir. */
 apr_status_t fio_write_file_atomic(const char *dir, const char *tmp,
                                    const char *path, const void *buf, size_t n);

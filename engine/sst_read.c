@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/stat.h>
-#include <sys/mman.h>
 #include "sst.h"
 #include "sst_format.h"
 #include "compress.h"
@@ -32,10 +31,10 @@ struct sst {
     int fd;
     int loaded;            /* index and bloom in memory (atomic; set once) */
     pthread_mutex_t load_mu;
-    const char *map;       /* the whole file mapped read-only, or NULL */
     int tagged;            /* data blocks carry a codec tag (compressed file) */
-    uint8_t *verified;     /* a bit per data block whose CRC held (map only) */
+    uint8_t *verified;     /* a bit per data block whose CRC held (atomic) */
     uint64_t number, file_bytes, entries;
+    uint64_t data_end;     /* where the data blocks end (the index starts) */
     char *index;           /* index block body */
     blk_t *blocks;
     uint32_t nblocks;
@@ -68,14 +67,11 @@ static apr_status_t read_block(const sst_t *t, uint64_t off, uint32_t len,
 /* Drop what a load read, so a failed load can be tried again. */
 static void sst_unload(sst_t *t)
 {
-    if (t->map)
-        munmap((void *)t->map, t->file_bytes);
-    t->map = NULL;
     free(t->verified);
+    t->verified = NULL;
     free(t->index);
     free(t->blocks);
     free(t->bloom);
-    t->verified = NULL;
     t->index = t->bloom = NULL;
     t->blocks = NULL;
     t->nblocks = 0;
@@ -169,18 +165,9 @@ static apr_status_t sst_load(sst_t *t)
             rv = KV_CORRUPT;
         t->nblocks = n;
     }
-    if (rv == APR_SUCCESS && t->nblocks) {
-        /* Reads come straight from the page cache, without a system call;
-         * each block's CRC is still checked, once, before it is used.  An
-         * SST never changes after it is written, so the map stays right.
-         * Without a mapping, every read is a pread and a CRC check. */
-        void *m = fio_may_map() ? mmap(NULL, t->file_bytes, PROT_READ, MAP_SHARED,  t->fd, 0) : MAP_FAILED;
-        t->verified = calloc((t->nblocks + 7) / 8, 1);
-        if (m != MAP_FAILED && t->verified)
-            t->map = m;
-        else if (m != MAP_FAILED)
-            munmap(m, t->file_bytes);
-    }
+    t->data_end = index_off;
+    if (!rv && !(t->verified = calloc((t->nblocks + 7) / 8 + 1, 1)))
+        rv = APR_ENOMEM;
     if (rv)
         sst_unload(t);
     return rv;
@@ -232,27 +219,82 @@ apr_status_t sst_open(sst_t **tp, const char *path, uint64_t number)
     return rv;
 }
 
-/* Point *p at the stored body of data block bi, checked: into the map
- * when there is one (checking its CRC the first time), else read into
- * *buf. */
-static apr_status_t stored_at(const sst_t *t, uint32_t bi, char **buf, size_t *cap,
+/* Where a read puts the bytes it fetched: a window of the file (one block
+ * for a point lookup; up to READ_AHEAD bytes of consecutive blocks for an
+ * iterator) and a buffer for a decompressed block.  Either may start as a
+ * caller's stack buffer (*_own 0) and moves to the heap if it must grow.
+ * Files are read with pread, not mapped, so a process's memory stays its
+ * own whatever the data size, and a failing disk gives an error code. */
+#define READ_AHEAD ((size_t)256 << 10)
+
+typedef struct {
+    char *win;
+    size_t wcap, wlen;
+    uint64_t woff;
+    int win_own;
+    char *out;
+    size_t ocap;
+    int out_own;
+} rbuf_t;
+
+static void rbuf_free(rbuf_t *rb)
+{
+    if (rb->win_own)
+        free(rb->win);
+    if (rb->out_own)
+        free(rb->out);
+}
+
+static apr_status_t grow(char **buf, size_t *cap, int *own, size_t need)
+{
+    if (need <= *cap)
+        return APR_SUCCESS;
+    char *b = *own ? realloc(*buf, need) : malloc(need);
+    if (!b)
+        return APR_ENOMEM;
+    *buf = b;
+    *cap = need;
+    *own = 1;
+    return APR_SUCCESS;
+}
+
+/* Point *p at the stored body of data block bi, its CRC checked, reading
+ * it (and, with ahead, the blocks after it) unless the window holds it. */
+static apr_status_t stored_at(const sst_t *t, uint32_t bi, rbuf_t *rb, int ahead,
                               const char **p)
 {
     const blk_t *b = &t->blocks[bi];
-    if (t->map) {
-        const char *q = t->map + b->off;
-        uint8_t bit = (uint8_t)(1u << (bi % 8));
-        if (!(__atomic_load_n(&t->verified[bi / 8], __ATOMIC_ACQUIRE) & bit)) {
-            if (crc32c(q, b->len) != get_u32(q + b->len))
-                return KV_CORRUPT;
-            __atomic_fetch_or(&t->verified[bi / 8], bit, __ATOMIC_RELEASE);
-        }
-        *p = q;
-        return APR_SUCCESS;
+    size_t need = (size_t)b->len + SST_TRAILER;
+    if (!(rb->wlen && b->off >= rb->woff && b->off + need <= rb->woff + rb->wlen)) {
+        size_t len = need;
+        if (ahead && len < READ_AHEAD)
+            len = t->data_end - b->off < READ_AHEAD ? (size_t)(t->data_end - b->off) : READ_AHEAD;
+        if (len < need)
+            return KV_CORRUPT;
+        apr_status_t rv = grow(&rb->win, &rb->wcap, &rb->win_own, len);
+        if (rv)
+            return rv;
+        rb->wlen = 0;
+        rv = fio_pread_full(t->fd, rb->win, len, b->off);
+        if (rv == APR_EOF)
+            return KV_CORRUPT;
+        if (rv)
+            return rv;
+        rb->woff = b->off;
+        rb->wlen = len;
     }
-    apr_status_t rv = read_block(t, b->off, b->len, buf, cap);
-    *p = *buf;
-    return rv;
+    /* The CRC is checked the first time a block is read; the file never
+     * changes after it is written, so later reads of it (from the page
+     * cache, almost always) skip it, as reads through a mapping would. */
+    const char *q = rb->win + (b->off - rb->woff);
+    uint8_t bit = (uint8_t)(1u << (bi % 8));
+    if (!(__atomic_load_n(&t->verified[bi / 8], __ATOMIC_ACQUIRE) & bit)) {
+        if (crc32c(q, b->len) != get_u32(q + b->len))
+            return KV_CORRUPT;
+        __atomic_fetch_or(&t->verified[bi / 8], bit, __ATOMIC_RELEASE);
+    }
+    *p = q;
+    return APR_SUCCESS;
 }
 
 /* Largest raw block a tagged block may claim (a block holds at least one
@@ -260,13 +302,13 @@ static apr_status_t stored_at(const sst_t *t, uint32_t bi, char **buf, size_t *c
 #define RAW_BLOCK_MAX ((size_t)300 << 20)
 
 /* Point *p at data block bi's entries, *n bytes of them, checked and
- * decompressed (into *buf) if the file is compressed. */
-static apr_status_t block_at(const sst_t *t, uint32_t bi, char **buf, size_t *cap,
+ * decompressed (into rb->out) if the file is compressed. */
+static apr_status_t block_at(const sst_t *t, uint32_t bi, rbuf_t *rb, int ahead,
                              const char **p, size_t *n)
 {
     const char *q;
     size_t len = t->blocks[bi].len;
-    apr_status_t rv = stored_at(t, bi, buf, cap, &q);
+    apr_status_t rv = stored_at(t, bi, rb, ahead, &q);
     if (rv)
         return rv;
     if (!t->tagged) {
@@ -284,23 +326,11 @@ static apr_status_t block_at(const sst_t *t, uint32_t bi, char **buf, size_t *ca
     const char *body = get_varint(q + 1, q + len, &raw);
     if (!body || raw == 0 || raw > RAW_BLOCK_MAX || (codec != CODEC_LZ4 && codec != CODEC_ZSTD))
         return KV_CORRUPT;
-    /* Into *buf, reused, when the stored bytes are in the map; when they
-     * were read into *buf, into a new buffer that then replaces it. */
-    int in_buf = q == *buf;
-    char *out = !in_buf && *cap >= raw ? *buf : malloc((size_t)raw);
-    if (!out)
-        return APR_ENOMEM;
-    if ((rv = comp_decode(codec, body, (size_t)(q + len - body), out, (size_t)raw))) {
-        if (out != *buf)
-            free(out);
+    if ((rv = grow(&rb->out, &rb->ocap, &rb->out_own, (size_t)raw)))
         return rv;
-    }
-    if (out != *buf) {
-        free(*buf);
-        *buf = out;
-        *cap = (size_t)raw;
-    }
-    *p = out;
+    if ((rv = comp_decode(codec, body, (size_t)(q + len - body), rb->out, (size_t)raw)))
+        return rv;
+    *p = rb->out;
     *n = (size_t)raw;
     return APR_SUCCESS;
 }
@@ -378,13 +408,14 @@ apr_status_t sst_get_hashed(sst_t *t, const char *key, size_t klen, uint32_t has
     uint32_t bi = find_block(t, key, klen);
     if (bi == t->nblocks)
         return KV_NOTFOUND;
-    char *buf = NULL;
-    size_t cap = 0;
+    /* Blocks are about 4 KiB: read into the stack unless one is larger. */
+    char win[8192], raw[8192];
+    rbuf_t rb = { win, sizeof win, 0, 0, 0, raw, sizeof raw, 0 };
     const char *p;
     size_t n;
-    apr_status_t rv = block_at(t, bi, &buf, &cap, &p, &n);
+    apr_status_t rv = block_at(t, bi, &rb, 0, &p, &n);
     if (rv) {
-        free(buf);
+        rbuf_free(&rb);
         return rv;
     }
     const char *end = p + n;
@@ -413,7 +444,7 @@ apr_status_t sst_get_hashed(sst_t *t, const char *key, size_t klen, uint32_t has
             break;
         }
     }
-    free(buf);
+    rbuf_free(&rb);
     return rv;
 }
 
@@ -422,8 +453,7 @@ apr_status_t sst_get_hashed(sst_t *t, const char *key, size_t klen, uint32_t has
 struct sst_iter {
     sst_t *t;
     uint32_t block;        /* the block loaded, or nblocks */
-    char *buf;
-    size_t cap;
+    rbuf_t rb;             /* read ahead: consecutive blocks per pread */
     const char *pos, *end; /* the next entry to decode */
     kv_ent_t cur;
     int valid;
@@ -450,7 +480,7 @@ void sst_iter_free(sst_iter_t *it)
     if (!it)
         return;
     sst_unref(it->t);
-    free(it->buf);
+    rbuf_free(&it->rb);
     free(it);
 }
 
@@ -469,7 +499,7 @@ static int load_block(sst_iter_t *it, uint32_t bi)
     }
     const char *p;
     size_t n;
-    apr_status_t rv = block_at(it->t, bi, &it->buf, &it->cap, &p, &n);
+    apr_status_t rv = block_at(it->t, bi, &it->rb, 1, &p, &n);
     if (rv) {
         fail(it, rv);
         return 0;
@@ -539,8 +569,7 @@ apr_status_t sst_iter_status(const sst_iter_t *it)
 
 apr_status_t sst_verify(sst_t *t)
 {
-    char *buf = NULL;
-    size_t cap = 0;
+    rbuf_t rb = { 0 };
     apr_status_t rv = sst_ensure(t);
     uint64_t count = 0;
     const char *prev = NULL;
@@ -549,7 +578,7 @@ apr_status_t sst_verify(sst_t *t)
     for (uint32_t i = 0; i < t->nblocks && !rv; i++) {
         const char *p;
         size_t n;
-        if ((rv = block_at(t, i, &buf, &cap, &p, &n)))
+        if ((rv = block_at(t, i, &rb, 1, &p, &n)))
             break;
         const char *end = p + n;
         kv_ent_t e;
@@ -578,7 +607,7 @@ apr_status_t sst_verify(sst_t *t)
     }
     if (!rv && count != t->entries)
         rv = KV_CORRUPT;
-    free(buf);
+    rbuf_free(&rb);
     free(prevbuf);
     return rv;
 }
