@@ -1,5 +1,7 @@
-# bench/bench.mk -- `make bench`: the engine against LevelDB (db_bench.c).
-# BENCH_ARGS passes flags, e.g. make bench BENCH_ARGS=--num=100000
+# bench/bench.mk -- `make bench`: everything (bench/run.sh: engine against
+# LevelDB, 10M scale, HTTP against its peers, one table of ratios);
+# `make bench-engine` and `make bench-http` run one part.
+# BENCH_ARGS passes flags to bench-engine, e.g. BENCH_ARGS=--num=100000
 DB_BENCH := $(BUILD)/db_bench
 
 $(DB_BENCH): bench/db_bench.c $(ENGINE_LIB) engine/kvlsm.h
@@ -9,7 +11,8 @@ $(DB_BENCH): bench/db_bench.c $(ENGINE_LIB) engine/kvlsm.h
 .PHONY: bench bench-engine
 bench-engine: $(DB_BENCH)
 	$(DB_BENCH) $(BENCH_ARGS)
-bench: bench-engine
+bench: module $(DB_BENCH)
+	sh bench/run.sh
 
 # Over HTTP: the module against a static file, webdis+Redis and etcd in one
 # run (bench/http.sh; BENCH_SECONDS per run, default 10).

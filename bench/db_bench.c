@@ -398,7 +398,8 @@ static double run(engine_t *e, const char *bench, const char *base, char **share
         return -1;
     }
     t1 = now();
-    if (!strcmp(bench, "overwrite") || !strcmp(bench, "readseq") || !strcmp(bench, "deleterandom"))
+    if (!strcmp(bench, "overwrite") || !strcmp(bench, "readrandom") || !strcmp(bench, "readseq")
+        || !strcmp(bench, "deleterandom"))
         e->report(e);
     e->close(e);
     (void)misses;

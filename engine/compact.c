@@ -1,9 +1,14 @@
 /* compact.c -- leveled compaction: picking what to merge and merging it.
  * Level 0 holds flushed memtables (files may overlap); levels 1..6 each
- * hold disjoint files, each level ten times the previous.  A step merges
- * all of L0 (once it has L0_TRIGGER files) or one file of an oversized
- * level with the files it overlaps one level down.  The caller holds the
- * flush lock, so this process is the only one changing the manifest. */
+ * hold disjoint files, each level ten times the previous.  Each level has
+ * a score (L0: files / L0_TRIGGER; deeper: bytes / the level's size) and a
+ * step works on the highest score of at least 1: it merges all of L0, or
+ * one file of an oversized level, with the files they overlap one level
+ * down.  Picking by score, not L0 first, keeps L1 near its size while
+ * writes pour in (else every L0 merge rewrites an ever larger L1); writers
+ * wait at a log rotation while L0 holds L0_STOP files (compact_l0_full),
+ * so compaction debt stays bounded.  The caller holds the flush lock, so
+ * this process is the only one changing the manifest. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +17,7 @@
 #include "fileio.h"
 
 #define L0_TRIGGER 4
+#define L0_STOP 12
 #define MAX_INPUTS 4096
 
 uint64_t compact_target_file_bytes(const kv_db_t *db)
@@ -22,6 +28,14 @@ uint64_t compact_target_file_bytes(const kv_db_t *db)
     if (t > (2u << 20))
         t = 2u << 20;
     return t;
+}
+
+int compact_l0_full(const manifest_t *m)
+{
+    int n = 0;
+    for (int i = 0; i < m->nfiles; i++)
+        n += m->files[i].level == 0;
+    return n >= L0_STOP;
 }
 
 static uint64_t level_max_bytes(const kv_db_t *db, int level)
@@ -64,16 +78,16 @@ static int pick(kv_db_t *db, const manifest_t *m, picks_t *in)
         count[m->files[i].level]++;
     }
     int level = -1;
-    if (count[0] >= L0_TRIGGER)
+    double best = 1.0;
+    if (count[0] >= L0_TRIGGER) {
         level = 0;
-    else {
-        double best = 1.0;
-        for (int l = 1; l < KV_MAX_LEVELS - 1; l++) {
-            double score = (double)bytes[l] / (double)level_max_bytes(db, l);
-            if (score >= best) {
-                best = score;
-                level = l;
-            }
+        best = (double)count[0] / L0_TRIGGER;
+    }
+    for (int l = 1; l < KV_MAX_LEVELS - 1; l++) {
+        double score = (double)bytes[l] / (double)level_max_bytes(db, l);
+        if (score >= 1.0 && score > best) {
+            best = score;
+            level = l;
         }
     }
     if (level < 0)

@@ -637,6 +637,54 @@ static apr_status_t append_record(kv_db_t *db, wal_rec_t *rec, uint64_t *end)
     return rv;
 }
 
+/* While L0 is full, wait for compaction (this process's or another's)
+ * before starting a new log: writes that outran compaction would
+ * otherwise pile up files every read must probe and every L0 merge must
+ * rewrite.  A handle without a background thread compacts here itself.
+ * Bounded: a compaction that fails (a bad disk) or takes very long must
+ * not stop the store; then writes go on.  Log lock held. */
+#define L0_STOP_MAX_WAIT apr_time_from_sec(2)
+
+static apr_status_t l0_stop(kv_db_t *db)
+{
+    apr_time_t t0 = apr_time_now();
+    uint64_t errors = __atomic_load_n(&db->st.bg_errors, __ATOMIC_RELAXED);
+    int stalled = 0;
+    for (;;) {
+        apr_thread_mutex_lock(db->state_mu);
+        apr_status_t rv = db_refresh_manifest(db, 0);
+        int full = compact_l0_full(&db->current->mf);
+        apr_thread_mutex_unlock(db->state_mu);
+        if (rv)
+            return rv;
+        if (!full || apr_time_now() - t0 > L0_STOP_MAX_WAIT
+            || __atomic_load_n(&db->st.bg_errors, __ATOMIC_RELAXED) != errors)
+            break;
+        stalled = 1;
+        if (!db->bg) {
+            int did = 0;
+            if ((rv = flush_lock(db, 0)) == APR_SUCCESS) {
+                rv = compact_once(db, &did);
+                flush_unlock(db);
+                if (rv)
+                    return rv;
+                continue;
+            }
+            if (rv != APR_EAGAIN)
+                return rv;
+        }
+        flush_kick(db);
+        apr_thread_mutex_lock(db->bg_mu);
+        apr_thread_cond_timedwait(db->flushed_cv, db->bg_mu, apr_time_from_msec(5));
+        apr_thread_mutex_unlock(db->bg_mu);
+    }
+    if (stalled) {
+        STAT_ADD(db, write_stalls, 1);
+        STAT_ADD(db, write_stall_us, (uint64_t)(apr_time_now() - t0));
+    }
+    return APR_SUCCESS;
+}
+
 /* Seal the current log when it has reached the memtable size.  If the
  * previously sealed log is still waiting for its flush, flush it here
  * first (a write stall, counted).  Log lock held. */
@@ -683,6 +731,8 @@ static apr_status_t maybe_rotate(kv_db_t *db, int force)
         STAT_ADD(db, write_stalls, 1);
         STAT_ADD(db, write_stall_us, (uint64_t)(apr_time_now() - t0));
     }
+    if ((rv = l0_stop(db)))
+        return rv;
     wal_file_t *w = db->current->log;
     wal_rec_t rec;
     wal_rec_init(&rec);

@@ -148,5 +148,7 @@ void db_sync_dirty(kv_db_t *db);
  * Caller holds the flush locks. */
 apr_status_t compact_once(kv_db_t *db, int *did);
 uint64_t compact_target_file_bytes(const kv_db_t *db);
+/* Does m's L0 hold so many files that writers should wait for compaction? */
+int compact_l0_full(const manifest_t *m);
 
 #endif

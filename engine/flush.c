@@ -306,6 +306,12 @@ static void background_work(kv_db_t *db)
         if (rv == APR_SUCCESS)
             rv = compact_once(db, &did);
         flush_unlock(db);
+        if (did) {
+            /* Writers waiting for L0 to shrink look again. */
+            apr_thread_mutex_lock(db->bg_mu);
+            apr_thread_cond_broadcast(db->flushed_cv);
+            apr_thread_mutex_unlock(db->bg_mu);
+        }
         if (rv != APR_SUCCESS) {
             STAT_ADD(db, bg_errors, 1);
             return;

@@ -576,3 +576,38 @@ Test(db, compaction_drops_expired_values)
     expect(db, "kept", "v");
     expect(db, "gone00000001", NULL);
 }
+
+/* Writers wait while L0 is full, and compaction works on the most
+ * oversized level first, so neither L0 nor L1 grows without bound however
+ * fast the writes come.  Without a background thread the writer compacts
+ * itself, which makes the shape deterministic. */
+Test(db, compaction_debt_stays_bounded)
+{
+    kv_db_t *db = open_db(16384, 0);
+    char k[32], v[512];
+    memset(v, 'c', sizeof v);
+    int max_l0 = 0;
+    apr_uint64_t max_l1 = 0;
+    kv_stats_t st;
+    unsigned long x = 7;
+    for (unsigned long i = 0; i < 20000; i++) {
+        x = x * 6364136223846793005UL + 1442695040888963407UL;
+        tu_key(k, sizeof k, "debt", (x >> 33) % 50000);
+        cr_assert_eq(kv_put(db, k, strlen(k), v, 400, NULL, NULL), APR_SUCCESS);
+        if (i % 200 == 0) {
+            cr_assert_eq(kv_db_stats(db, &st), APR_SUCCESS);
+            if ((int)st.level_files[0] > max_l0)
+                max_l0 = (int)st.level_files[0];
+            if (st.level_bytes[1] > max_l1)
+                max_l1 = st.level_bytes[1];
+        }
+    }
+    cr_assert_eq(kv_db_stats(db, &st), APR_SUCCESS);
+    /* L0 stops at 12 files (one more may land between a check and the
+     * flush); L1's size is 10 files of 64 KiB here: a few times that at
+     * most, while 8 MB were written. */
+    cr_assert_leq(max_l0, 13, "L0 reached %d files", max_l0);
+    cr_assert_leq(max_l1, (apr_uint64_t)4 * 10 * (64 << 10), "L1 reached %lu bytes", (unsigned long)max_l1);
+    cr_assert_gt(st.level_files[2], 0, "compaction went deeper than L1");
+    kv_db_close(db);
+}
