@@ -1,7 +1,9 @@
 /* iter.c -- ordered iteration over one snapshot: a merge of the active
  * and sealed memtables, each L0 file and one concatenating cursor per
  * deeper level, yielding the newest visible version of each key and
- * skipping tombstones and expired values. */
+ * skipping tombstones and expired values.  The sources sit in a min-heap
+ * on their current entries (key ascending, newest first), so a step
+ * usually costs a comparison or two, not a pass over every source. */
 #include <stdlib.h>
 #include "db_impl.h"
 
@@ -9,10 +11,11 @@ enum { SRC_MT, SRC_SST, SRC_LEVEL };
 
 typedef struct {
     int kind;
-    int at_key;           /* positioned on the key last returned */
     mt_iter_t mt;
     sst_iter_t *sst;      /* SRC_SST, and SRC_LEVEL's current file */
     int level, file;      /* SRC_LEVEL: level and index of its file */
+    int valid;            /* has an entry: cur (refreshed after each move) */
+    kv_ent_t cur;
 } src_t;
 
 struct kv_iter_t {
@@ -22,6 +25,9 @@ struct kv_iter_t {
     uint64_t snap, now;
     int n;
     src_t *src;
+    int *heap;            /* indices of the sources that have an entry */
+    int hn;
+    int pending;          /* sources may still stand on the key last returned */
     int valid;
     apr_status_t status;
     char *key;            /* the current key, copied out of its source */
@@ -61,6 +67,7 @@ static void src_entry(const src_t *s, kv_ent_t *e)
  * cursor onto its next file when one ends. */
 static apr_status_t src_settle(kv_iter_t *it, src_t *s)
 {
+    apr_status_t rv = APR_SUCCESS;
     if (s->kind == SRC_MT) {
         kv_ent_t e;
         while (mt_iter_valid(&s->mt)) {
@@ -69,18 +76,23 @@ static apr_status_t src_settle(kv_iter_t *it, src_t *s)
                 break;
             mt_iter_next(&s->mt);
         }
-        return APR_SUCCESS;
     }
-    while (s->sst && !sst_iter_valid(s->sst)) {
-        apr_status_t rv = sst_iter_status(s->sst);
-        if (rv || s->kind == SRC_SST)
-            return rv;
-        if ((rv = level_open_file(it, s, s->file + 1)))
-            return rv;
-        if (s->sst)
-            sst_iter_seek_first(s->sst);
+    else {
+        while (s->sst && !sst_iter_valid(s->sst)) {
+            rv = sst_iter_status(s->sst);
+            if (rv || s->kind == SRC_SST)
+                break;
+            if ((rv = level_open_file(it, s, s->file + 1)))
+                break;
+            if (s->sst)
+                sst_iter_seek_first(s->sst);
+        }
     }
-    return APR_SUCCESS;
+    /* The merge compares sources many times per move: keep the entry. */
+    s->valid = rv == APR_SUCCESS && src_valid(s);
+    if (s->valid)
+        src_entry(s, &s->cur);
+    return rv;
 }
 
 static apr_status_t src_seek(kv_iter_t *it, src_t *s, const char *key, size_t klen)
@@ -148,24 +160,56 @@ static apr_status_t copy_to(char **buf, size_t *cap, const char *p, size_t n)
     return APR_SUCCESS;
 }
 
-/* Move the sources still on the key last returned past all its versions.
- * Done lazily, at the next move, so the value can stay in its source. */
+static int src_less(const kv_iter_t *it, int a, int b)
+{
+    const kv_ent_t *x = &it->src[a].cur, *y = &it->src[b].cur;
+    return ent_cmp(x->key, x->klen, x->seq, y->key, y->klen, y->seq) < 0;
+}
+
+static void sift_down(kv_iter_t *it, int i)
+{
+    int *h = it->heap;
+    for (;;) {
+        int l = 2 * i + 1, m = i;
+        if (l < it->hn && src_less(it, h[l], h[m]))
+            m = l;
+        if (l + 1 < it->hn && src_less(it, h[l + 1], h[m]))
+            m = l + 1;
+        if (m == i)
+            return;
+        int t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+static void heap_build(kv_iter_t *it)
+{
+    it->hn = 0;
+    for (int i = 0; i < it->n; i++)
+        if (it->src[i].valid)
+            it->heap[it->hn++] = i;
+    for (int i = it->hn / 2 - 1; i >= 0; i--)
+        sift_down(it, i);
+}
+
+/* Move the sources standing on the key last returned past all its
+ * versions.  Done lazily, at the next move, so the value can stay in its
+ * source.  Those sources are at the top of the heap: it holds no key
+ * smaller than the one returned. */
 static apr_status_t skip_current(kv_iter_t *it)
 {
-    for (int i = 0; i < it->n; i++) {
-        src_t *s = &it->src[i];
-        if (!s->at_key)
-            continue;
-        s->at_key = 0;
-        while (src_valid(s)) {
-            kv_ent_t c;
-            src_entry(s, &c);
-            if (key_cmp(c.key, c.klen, it->key, it->klen) != 0)
-                break;
-            apr_status_t rv = src_next(it, s);
-            if (rv)
-                return rv;
-        }
+    while (it->hn) {
+        src_t *s = &it->src[it->heap[0]];
+        if (key_cmp(s->cur.key, s->cur.klen, it->key, it->klen) != 0)
+            break;
+        apr_status_t rv = src_next(it, s);
+        if (rv)
+            return rv;
+        if (!s->valid)
+            it->heap[0] = it->heap[--it->hn];
+        sift_down(it, 0);
     }
     return APR_SUCCESS;
 }
@@ -175,37 +219,25 @@ static apr_status_t find_next(kv_iter_t *it)
 {
     it->valid = 0;
     for (;;) {
-        apr_status_t rv = skip_current(it);
+        if (it->pending) {
+            apr_status_t rv = skip_current(it);
+            if (rv)
+                return rv;
+            it->pending = 0;
+        }
+        if (!it->hn)
+            return APR_SUCCESS;
+        const kv_ent_t *e = &it->src[it->heap[0]].cur;
+        apr_status_t rv = copy_to(&it->key, &it->kcap, e->key, e->klen);
         if (rv)
             return rv;
-        int best = -1;
-        kv_ent_t e = { 0 }, c;
-        for (int i = 0; i < it->n; i++) {
-            if (!src_valid(&it->src[i]))
-                continue;
-            src_entry(&it->src[i], &c);
-            int cmp = best < 0 ? -1 : ent_cmp(c.key, c.klen, c.seq, e.key, e.klen, e.seq);
-            if (cmp < 0) {
-                best = i;
-                e = c;
-            }
-        }
-        if (best < 0)
-            return APR_SUCCESS;
-        if ((rv = copy_to(&it->key, &it->kcap, e.key, e.klen)))
-            return rv;
-        it->klen = e.klen;
-        it->val = e.val;
-        it->vlen = e.vlen;
-        it->seq = e.seq;
-        it->expire = e.expire;
-        for (int i = 0; i < it->n; i++) {
-            if (!src_valid(&it->src[i]))
-                continue;
-            src_entry(&it->src[i], &c);
-            it->src[i].at_key = key_cmp(c.key, c.klen, e.key, e.klen) == 0;
-        }
-        if (e.type == ENT_PUT && !(e.expire && e.expire <= it->now)) {
+        it->klen = e->klen;
+        it->val = e->val;
+        it->vlen = e->vlen;
+        it->seq = e->seq;
+        it->expire = e->expire;
+        it->pending = 1;
+        if (e->type == ENT_PUT && !(e->expire && e->expire <= it->now)) {
             it->valid = 1;
             return APR_SUCCESS;
         }
@@ -219,10 +251,12 @@ static apr_status_t iter_cleanup(void *data)
         if (it->src[i].sst)
             sst_iter_free(it->src[i].sst);
     free(it->src);
+    free(it->heap);
     free(it->key);
     if (it->v)
         version_unref(it->v);
     it->src = NULL;
+    it->heap = NULL;
     it->key = NULL;
     it->val = NULL;
     it->v = NULL;
@@ -246,7 +280,8 @@ apr_status_t kv_iter_open(kv_iter_t **itp, kv_db_t *db, apr_pool_t *pool)
     apr_pool_cleanup_register(pool, it, iter_cleanup, apr_pool_cleanup_null);
     version_t *v = it->v;
     int cap = 1 + v->nimm + v->mf.nfiles + KV_MAX_LEVELS;
-    if (!(it->src = calloc((size_t)cap, sizeof(src_t)))) {
+    if (!(it->src = calloc((size_t)cap, sizeof(src_t)))
+        || !(it->heap = calloc((size_t)cap, sizeof(int)))) {
         rv = APR_ENOMEM;
         goto fail;
     }
@@ -283,11 +318,12 @@ apr_status_t kv_iter_seek(kv_iter_t *it, const void *key, apr_size_t klen)
     if (it->status)
         return it->status;
     for (int i = 0; i < it->n; i++) {
-        it->src[i].at_key = 0;
         apr_status_t rv = src_seek(it, &it->src[i], key, klen);
         if (rv)
             return it->status = rv;
     }
+    heap_build(it);
+    it->pending = 0;
     return it->status = find_next(it);
 }
 
