@@ -134,6 +134,20 @@ static long kv_scan_(engine_t *e)
     apr_pool_destroy(p);
     return n;
 }
+/* This process's resident set, MiB (both engines share the process). */
+static long rss_mib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb < 0 ? -1 : kb / 1024;
+}
+
 static void kv_report_(engine_t *e)
 {
     kv_stats_t st;
@@ -143,9 +157,10 @@ static void kv_report_(engine_t *e)
     for (int l = 0; l < KV_MAX_LEVELS; l++)
         if (st.level_files[l])
             printf(" L%d %lu/%.1fMB", l, (unsigned long)st.level_files[l], st.level_bytes[l] / 1e6);
-    printf("; flushes %lu, compactions %lu, stalls %lu (%.0f ms), syncs %lu\n",
+    printf("; flushes %lu, compactions %lu, stalls %lu (%.0f ms), syncs %lu; process RSS %ld MiB\n",
            (unsigned long)st.flushes, (unsigned long)st.compactions,
-           (unsigned long)st.write_stalls, st.write_stall_us / 1e3, (unsigned long)st.syncs);
+           (unsigned long)st.write_stalls, st.write_stall_us / 1e3, (unsigned long)st.syncs,
+           rss_mib());
 }
 
 static int ldb_open_(engine_t *e, const char *dir, int sync)
