@@ -685,13 +685,15 @@ static apr_status_t l0_stop(kv_db_t *db)
     return APR_SUCCESS;
 }
 
-/* Seal the current log when it has reached the memtable size.  If the
+/* Seal the current log when it, or the memtable built from it, has
+ * reached the memtable size (small entries take more room in the table
+ * than in the log).  If the
  * previously sealed log is still waiting for its flush, flush it here
  * first (a write stall, counted).  Log lock held. */
 static apr_status_t maybe_rotate(kv_db_t *db, int force)
 {
     uint64_t size = db->applied_off;
-    if (size == 0 || (!force && size < db->opts.memtable_bytes))
+    if (size == 0 || (!force && size < db->opts.memtable_bytes && mt_bytes(db->current->mem) < db->opts.memtable_bytes))
         return APR_SUCCESS;
     uint64_t n = db->current->log->number;
     apr_status_t rv;

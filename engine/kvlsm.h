@@ -42,7 +42,7 @@ typedef enum {
 } kv_compression_e;
 
 typedef struct {
-    apr_size_t memtable_bytes;     /* log size that seals a memtable; default 4 MiB */
+    apr_size_t memtable_bytes;     /* memtable memory (or log size) that seals it; default 4 MiB */
     kv_sync_mode_e sync_mode;      /* default KV_SYNC_INTERVAL */
     apr_uint32_t sync_interval_ms; /* default 1000 */
     apr_size_t max_key_bytes;      /* default 4096; hard limit 65535 */
