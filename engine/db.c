@@ -606,16 +606,22 @@ static apr_status_t group_sync(kv_db_t *db, uint64_t log, uint64_t end)
  * lock and has caught up.  On failure the log is cut back. */
 static apr_status_t append_record(kv_db_t *db, wal_rec_t *rec, uint64_t *end)
 {
-    version_t *v = db->current;  /* stable: only log-lock holders rotate */
-    wal_file_t *w = v->log;
+    /* The log is stable (only log-lock holders rotate), but the version
+     * holding it may be replaced by a refresh meanwhile: take the log
+     * with a reference, under state_mu. */
+    apr_thread_mutex_lock(db->state_mu);
+    wal_file_t *w = db->current->log;
+    __atomic_fetch_add(&w->refs, 1, __ATOMIC_RELAXED);
     uint64_t off = db->applied_off;
+    apr_thread_mutex_unlock(db->state_mu);
     apr_status_t rv = fio_pwrite_full(w->fd, rec->buf, rec->len, off);
-    if (rv) {
+    if (rv)
         /* Leave no partial record; if even this fails, the next writer
          * finds a torn tail and cuts it. */
         fio_truncate(w->fd, off);
+    wal_file_unref(w);
+    if (rv)
         return rv;
-    }
     *end = off + rec->len;
     apr_thread_mutex_lock(db->state_mu);
     if (db->applied_off == off) {
@@ -692,10 +698,13 @@ static apr_status_t l0_stop(kv_db_t *db)
  * first (a write stall, counted).  Log lock held. */
 static apr_status_t maybe_rotate(kv_db_t *db, int force)
 {
+    apr_thread_mutex_lock(db->state_mu);
     uint64_t size = db->applied_off;
-    if (size == 0 || (!force && size < db->opts.memtable_bytes && mt_bytes(db->current->mem) < db->opts.memtable_bytes))
-        return APR_SUCCESS;
+    int full = size >= db->opts.memtable_bytes || mt_bytes(db->current->mem) >= db->opts.memtable_bytes;
     uint64_t n = db->current->log->number;
+    apr_thread_mutex_unlock(db->state_mu);
+    if (size == 0 || (!force && !full))
+        return APR_SUCCESS;
     apr_status_t rv;
     apr_thread_mutex_lock(db->state_mu);
     rv = db_refresh_manifest(db, 0);
@@ -735,11 +744,16 @@ static apr_status_t maybe_rotate(kv_db_t *db, int force)
     }
     if ((rv = l0_stop(db)))
         return rv;
+    apr_thread_mutex_lock(db->state_mu);
     wal_file_t *w = db->current->log;
+    __atomic_fetch_add(&w->refs, 1, __ATOMIC_RELAXED);
+    apr_thread_mutex_unlock(db->state_mu);
     wal_rec_t rec;
     wal_rec_init(&rec);
-    if ((rv = wal_rec_rotate(&rec, n + 1)))
+    if ((rv = wal_rec_rotate(&rec, n + 1))) {
+        wal_file_unref(w);
         return rv;
+    }
     wal_rec_seal(&rec, 0);
     /* Everything before the rotation record is durable before the log is
      * sealed, so group_sync may trust any sealed log (see group_sync). */
@@ -763,6 +777,7 @@ static apr_status_t maybe_rotate(kv_db_t *db, int force)
     apr_thread_mutex_unlock(db->state_mu);
     flush_kick(db);
 out:
+    wal_file_unref(w);
     wal_rec_free(&rec);
     return rv;
 }
@@ -856,9 +871,9 @@ static apr_status_t do_write(kv_db_t *db, wkind_e kind, wal_rec_t *rec,
     if (rv == APR_SUCCESS) {
         apr_thread_mutex_lock(db->state_mu);
         first = db->last_seq + 1;
+        log_no = db->current->log->number;
         apr_thread_mutex_unlock(db->state_mu);
         wal_rec_seal(rec, first);
-        log_no = db->current->log->number;
         rv = append_record(db, rec, &end);
     }
     shm_unlock(&db->shm);
