@@ -11,7 +11,8 @@ $(DB_BENCH): bench/db_bench.c $(ENGINE_LIB) engine/kvlsm.h
 .PHONY: bench bench-engine
 bench-engine: $(DB_BENCH)
 	$(DB_BENCH) $(BENCH_ARGS)
-bench: module $(DB_BENCH)
+bench: deps module $(DB_BENCH)
+	@sh tools/bench-deps.sh
 	sh bench/run.sh
 
 # Over HTTP: the module against a static file, webdis+Redis and etcd in one
