@@ -1,8 +1,8 @@
 #!/bin/sh
 # bench/run.sh -- `make bench`: every measurement of the performance issue
 # in one run, then one table of ratios against their targets.
-#   1. the engine against LevelDB, 1M entries, each benchmark 3 times per
-#      engine in alternating order (bench/db_bench.c --rounds=3);
+#   1. the engine against LevelDB, 1M entries, each benchmark 5 times per
+#      engine in alternating order (bench/db_bench.c --rounds=5);
 #   2. scale: 10M entries through the engine alone (fillrandom, then 1M
 #      random reads; space on disk against the live data);
 #   3. HTTP: bench/http.sh (static file, GET/SET/DEL, SET with sync always,
@@ -16,8 +16,8 @@ secs=${BENCH_SECONDS:-10}
 mkdir -p "$out"
 start=$(date +%s)
 
-echo "== 1. the engine against LevelDB (1M entries, 3 rounds)"
-"$top/build/db_bench" --rounds=3 | tee "$out/engine.txt"
+echo "== 1. the engine against LevelDB (1M entries, 5 rounds)"
+"$top/build/db_bench" --rounds=5 | tee "$out/engine.txt"
 echo
 echo "== 2. scale: 10M entries (engine alone)"
 "$top/build/db_bench" --num=10000000 --benchmarks=fillrandom,readrandom \
@@ -71,7 +71,7 @@ rss=$(awk '/^child/ { for (i = 1; i < NF; i++) if ($i == "VmRSS:" && $(i + 1) > 
     row "SET (sync interval) / etcd put" "$(ratio "$(rps kv-set-interval)" "$(rps etcd-put)")" 1.0 ge
     printf '%-44s %9s %9s  %s\n' "GET / webdis+Redis GET" "$(ratio "$(rps kv-get)" "$(rps webdis-get)")" "" "(reported)"
     printf '%-44s %9s %9s  %s\n' "SET (sync interval) / webdis+Redis SET" "$(ratio "$(rps kv-set-interval)" "$(rps webdis-set)")" "" "(reported)"
-    echo "-- engine / LevelDB (1M entries, median of 3 rounds)"
+    echo "-- engine / LevelDB (1M entries, median of 5 rounds)"
     for b in fillseq fillrandom overwrite readrandom readseq deleterandom; do
         row "$b" "$(engine_ratio $b)" 1.0 ge
     done
