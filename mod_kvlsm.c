@@ -147,17 +147,26 @@ static const char *set_memtable_size(cmd_parms *cmd, void *d, const char *arg)
     return NULL;
 }
 
+#define NELEMS(a) ((int)(sizeof(a) / sizeof *(a)))
+
+/* Directive keywords, indexed by the engine's enum values. */
+static const char *const sync_names[] = { "off", "interval", "always" };      /* kv_sync_mode_e */
+static const char *const compression_names[] = { "none", "lz4", "zstd" };     /* kv_compression_e */
+
+/* The index of arg among n names (any case), or -1. */
+static int keyword(const char *arg, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcasecmp(arg, names[i]))
+            return i;
+    return -1;
+}
+
 static const char *set_sync(cmd_parms *cmd, void *d, const char *arg)
 {
     (void)d;
-    int m;
-    if (!strcasecmp(arg, "always"))
-        m = KV_SYNC_ALWAYS;
-    else if (!strcasecmp(arg, "interval"))
-        m = KV_SYNC_INTERVAL;
-    else if (!strcasecmp(arg, "off"))
-        m = KV_SYNC_OFF;
-    else
+    int m = keyword(arg, sync_names, NELEMS(sync_names));
+    if (m < 0)
         return range_error(cmd, arg, "use always, interval or off");
     sconf(cmd)->sync_mode = m;
     return NULL;
@@ -166,14 +175,8 @@ static const char *set_sync(cmd_parms *cmd, void *d, const char *arg)
 static const char *set_compression(cmd_parms *cmd, void *d, const char *arg)
 {
     (void)d;
-    int m;
-    if (!strcasecmp(arg, "none"))
-        m = KV_COMPRESS_NONE;
-    else if (!strcasecmp(arg, "lz4"))
-        m = KV_COMPRESS_LZ4;
-    else if (!strcasecmp(arg, "zstd"))
-        m = KV_COMPRESS_ZSTD;
-    else
+    int m = keyword(arg, compression_names, NELEMS(compression_names));
+    if (m < 0)
         return range_error(cmd, arg, "use none, lz4 or zstd");
     sconf(cmd)->compression = m;
     return NULL;
@@ -283,12 +286,9 @@ static int kvlsm_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                      " bytes, sync %s (interval %u ms), max key %" APR_SIZE_T_FMT
                      " bytes, max value %" APR_SIZE_T_FMT " bytes, compression %s",
                      c->data_dir, v->server_hostname ? v->server_hostname : "*",
-                     (unsigned)v->port, o.memtable_bytes,
-                     o.sync_mode == KV_SYNC_ALWAYS ? "always"
-                     : o.sync_mode == KV_SYNC_OFF ? "off" : "interval",
+                     (unsigned)v->port, o.memtable_bytes, sync_names[o.sync_mode],
                      (unsigned)o.sync_interval_ms, o.max_key_bytes, o.max_value_bytes,
-                     o.compression == KV_COMPRESS_LZ4 ? "lz4"
-                     : o.compression == KV_COMPRESS_ZSTD ? "zstd" : "none");
+                     compression_names[o.compression]);
     }
     return OK;
 }
@@ -629,7 +629,6 @@ static int precondition_failed(request_rec *r, const char *key, size_t klen)
                           "does not match If-Match / If-None-Match", key, klen);
 }
 
-
 static int handle_set(request_rec *r, kv_db_t *db, const kv_options_t *o)
 {
     char *body;
@@ -670,7 +669,6 @@ static int handle_set(request_rec *r, kv_db_t *db, const kv_options_t *o)
         return kvh_send_error(r, HTTP_SERVICE_UNAVAILABLE, "the key kept changing; try again", s.key, s.klen);
     if (rv != APR_SUCCESS)
         return kvh_engine_error(r, rv, "set", s.key, s.klen);
-
     apr_table_setn(r->headers_out, "ETag", apr_psprintf(r->pool, "\"%" APR_UINT64_T_FMT "\"", seq));
     return kvh_send_json(r, HTTP_OK, kvr_json_kv(r->pool, "key", s.key, s.klen, NULL, NULL, 0));
 }
@@ -701,7 +699,6 @@ static int handle_del(request_rec *r, kv_db_t *db, const kv_options_t *o)
         return kvh_send_error(r, HTTP_SERVICE_UNAVAILABLE, "the key kept changing; try again", key, klen);
     if (rv == KV_NOTFOUND)
         return kvh_send_error(r, HTTP_NOT_FOUND, "not found", key, klen);
-
     if (rv != APR_SUCCESS)
         return kvh_engine_error(r, rv, "delete", key, klen);
     return kvh_send_json(r, HTTP_OK, kvr_json_kv(r->pool, "key", key, klen, "value", old.data, old.len));
@@ -739,7 +736,7 @@ static int kvlsm_handler(request_rec *r)
     };
     const char *ep = endpoint(r);
     int which = -1;
-    for (int i = 0; i < (int)(sizeof eps / sizeof *eps); i++)
+    for (int i = 0; i < NELEMS(eps); i++)
         if (!strcmp(ep, eps[i].path))
             which = i;
     if (which < 0)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include "db_impl.h"
 #include "fileio.h"
+#include "heap.h"
 
 #define L0_TRIGGER 4
 #define L0_STOP 12
@@ -140,29 +141,13 @@ typedef struct {
     int n;
 } heap_t;
 
-static int src_less(const heap_t *hp, int a, int b)
+static int src_less(const void *ctx, int a, int b)
 {
+    const source_t *src = ctx;
     kv_ent_t x, y;
-    sst_iter_entry(hp->src[a].it, &x);
-    sst_iter_entry(hp->src[b].it, &y);
+    sst_iter_entry(src[a].it, &x);
+    sst_iter_entry(src[b].it, &y);
     return ent_cmp(x.key, x.klen, x.seq, y.key, y.klen, y.seq) < 0;
-}
-
-static void sift_down(heap_t *hp, int i)
-{
-    for (;;) {
-        int l = 2 * i + 1, r = l + 1, m = i;
-        if (l < hp->n && src_less(hp, hp->h[l], hp->h[m]))
-            m = l;
-        if (r < hp->n && src_less(hp, hp->h[r], hp->h[m]))
-            m = r;
-        if (m == i)
-            return;
-        int t = hp->h[i];
-        hp->h[i] = hp->h[m];
-        hp->h[m] = t;
-        i = m;
-    }
 }
 
 /* Advance the top source: back into place, or out of the heap when it
@@ -177,8 +162,7 @@ static apr_status_t heap_next(heap_t *hp)
             return rv;
         hp->h[0] = hp->h[--hp->n];
     }
-    if (hp->n > 0)
-        sift_down(hp, 0);
+    heap_sift_down(hp->h, hp->n, 0, src_less, hp->src);
     return APR_SUCCESS;
 }
 
@@ -234,8 +218,8 @@ static apr_status_t merge(kv_db_t *db, manifest_t *m, const picks_t *in,
         else
             rv = sst_iter_status(src[i].it);
     }
-    for (int i = hp.n / 2 - 1; rv == APR_SUCCESS && i >= 0; i--)
-        sift_down(&hp, i);
+    if (rv == APR_SUCCESS)
+        heap_make(hp.h, hp.n, src_less, src);
     while (rv == APR_SUCCESS && hp.n > 0) {
         kv_ent_t e;
         sst_iter_entry(src[hp.h[0]].it, &e);

@@ -602,18 +602,23 @@ static apr_status_t group_sync(kv_db_t *db, uint64_t log, uint64_t end)
     return rv;
 }
 
-/* Append rec at the log's end and apply it here.  Caller holds the log
- * lock and has caught up.  On failure the log is cut back. */
-static apr_status_t append_record(kv_db_t *db, wal_rec_t *rec, uint64_t *end)
+/* Seal rec with the next sequence number (*first), append it at the end
+ * of the log (*log_no, ending at *end) and apply it here.  Caller holds
+ * the log lock and has caught up.  On failure the log is cut back. */
+static apr_status_t append_record(kv_db_t *db, wal_rec_t *rec, uint64_t *first,
+                                  uint64_t *log_no, uint64_t *end)
 {
     /* The log is stable (only log-lock holders rotate), but the version
      * holding it may be replaced by a refresh meanwhile: take the log
      * with a reference, under state_mu. */
     apr_thread_mutex_lock(db->state_mu);
+    *first = db->last_seq + 1;
     wal_file_t *w = db->current->log;
     __atomic_fetch_add(&w->refs, 1, __ATOMIC_RELAXED);
+    *log_no = w->number;
     uint64_t off = db->applied_off;
     apr_thread_mutex_unlock(db->state_mu);
+    wal_rec_seal(rec, *first);
     apr_status_t rv = fio_pwrite_full(w->fd, rec->buf, rec->len, off);
     if (rv)
         /* Leave no partial record; if even this fails, the next writer
@@ -656,33 +661,35 @@ static apr_status_t l0_stop(kv_db_t *db)
     apr_time_t t0 = apr_time_now();
     uint64_t errors = __atomic_load_n(&db->st.bg_errors, __ATOMIC_RELAXED);
     int stalled = 0;
+    /* The caller has just refreshed the view; refresh after each wait. */
     for (;;) {
         apr_thread_mutex_lock(db->state_mu);
-        apr_status_t rv = db_refresh_manifest(db, 0);
         int full = compact_l0_full(&db->current->mf);
         apr_thread_mutex_unlock(db->state_mu);
-        if (rv)
-            return rv;
         if (!full || apr_time_now() - t0 > L0_STOP_MAX_WAIT
             || __atomic_load_n(&db->st.bg_errors, __ATOMIC_RELAXED) != errors)
             break;
         stalled = 1;
-        if (!db->bg) {
+        apr_status_t rv = APR_EAGAIN;
+        if (!db->bg && (rv = flush_lock(db, 0)) == APR_SUCCESS) {
             int did = 0;
-            if ((rv = flush_lock(db, 0)) == APR_SUCCESS) {
-                rv = compact_once(db, &did);
-                flush_unlock(db);
-                if (rv)
-                    return rv;
-                continue;
-            }
-            if (rv != APR_EAGAIN)
-                return rv;
+            rv = compact_once(db, &did);
+            flush_unlock(db);
         }
-        flush_kick(db);
-        apr_thread_mutex_lock(db->bg_mu);
-        apr_thread_cond_timedwait(db->flushed_cv, db->bg_mu, apr_time_from_msec(5));
-        apr_thread_mutex_unlock(db->bg_mu);
+        else if (rv == APR_EAGAIN) {
+            flush_kick(db);
+            apr_thread_mutex_lock(db->bg_mu);
+            apr_thread_cond_timedwait(db->flushed_cv, db->bg_mu, apr_time_from_msec(5));
+            apr_thread_mutex_unlock(db->bg_mu);
+            rv = APR_SUCCESS;
+        }
+        if (rv)
+            return rv;
+        apr_thread_mutex_lock(db->state_mu);
+        rv = db_refresh_manifest(db, 0);
+        apr_thread_mutex_unlock(db->state_mu);
+        if (rv)
+            return rv;
     }
     if (stalled) {
         STAT_ADD(db, write_stalls, 1);
@@ -693,24 +700,21 @@ static apr_status_t l0_stop(kv_db_t *db)
 
 /* Seal the current log when it, or the memtable built from it, has
  * reached the memtable size (small entries take more room in the table
- * than in the log).  If the
- * previously sealed log is still waiting for its flush, flush it here
- * first (a write stall, counted).  Log lock held. */
+ * than in the log).  If the previously sealed log is still waiting for
+ * its flush, flush it here first (a write stall, counted).  Log lock
+ * held. */
 static apr_status_t maybe_rotate(kv_db_t *db, int force)
 {
+    apr_status_t rv = APR_SUCCESS;
     apr_thread_mutex_lock(db->state_mu);
-    uint64_t size = db->applied_off;
-    int full = size >= db->opts.memtable_bytes || mt_bytes(db->current->mem) >= db->opts.memtable_bytes;
-    uint64_t n = db->current->log->number;
-    apr_thread_mutex_unlock(db->state_mu);
-    if (size == 0 || (!force && !full))
-        return APR_SUCCESS;
-    apr_status_t rv;
-    apr_thread_mutex_lock(db->state_mu);
-    rv = db_refresh_manifest(db, 0);
+    uint64_t size = db->applied_off, n = db->current->log->number;
+    int rotate = size > 0 && (force || size >= db->opts.memtable_bytes
+                              || mt_bytes(db->current->mem) >= db->opts.memtable_bytes);
+    if (rotate)
+        rv = db_refresh_manifest(db, 0);
     int behind = db->current->mf.log_start < n;
     apr_thread_mutex_unlock(db->state_mu);
-    if (rv)
+    if (!rotate || rv)
         return rv;
     if (behind) {
         /* A write stall: the previous log is still waiting for its flush.
@@ -868,14 +872,8 @@ static apr_status_t do_write(kv_db_t *db, wkind_e kind, wal_rec_t *rec,
     }
     if (rv == APR_SUCCESS)
         rv = maybe_rotate(db, 0);
-    if (rv == APR_SUCCESS) {
-        apr_thread_mutex_lock(db->state_mu);
-        first = db->last_seq + 1;
-        log_no = db->current->log->number;
-        apr_thread_mutex_unlock(db->state_mu);
-        wal_rec_seal(rec, first);
-        rv = append_record(db, rec, &end);
-    }
+    if (rv == APR_SUCCESS)
+        rv = append_record(db, rec, &first, &log_no, &end);
     shm_unlock(&db->shm);
     if (rv) {
         if (syncing)

@@ -6,6 +6,7 @@
  * usually costs a comparison or two, not a pass over every source. */
 #include <stdlib.h>
 #include "db_impl.h"
+#include "heap.h"
 
 enum { SRC_MT, SRC_SST, SRC_LEVEL };
 
@@ -160,28 +161,11 @@ static apr_status_t copy_to(char **buf, size_t *cap, const char *p, size_t n)
     return APR_SUCCESS;
 }
 
-static int src_less(const kv_iter_t *it, int a, int b)
+static int src_less(const void *ctx, int a, int b)
 {
-    const kv_ent_t *x = &it->src[a].cur, *y = &it->src[b].cur;
+    const src_t *src = ctx;
+    const kv_ent_t *x = &src[a].cur, *y = &src[b].cur;
     return ent_cmp(x->key, x->klen, x->seq, y->key, y->klen, y->seq) < 0;
-}
-
-static void sift_down(kv_iter_t *it, int i)
-{
-    int *h = it->heap;
-    for (;;) {
-        int l = 2 * i + 1, m = i;
-        if (l < it->hn && src_less(it, h[l], h[m]))
-            m = l;
-        if (l + 1 < it->hn && src_less(it, h[l + 1], h[m]))
-            m = l + 1;
-        if (m == i)
-            return;
-        int t = h[i];
-        h[i] = h[m];
-        h[m] = t;
-        i = m;
-    }
 }
 
 static void heap_build(kv_iter_t *it)
@@ -190,8 +174,7 @@ static void heap_build(kv_iter_t *it)
     for (int i = 0; i < it->n; i++)
         if (it->src[i].valid)
             it->heap[it->hn++] = i;
-    for (int i = it->hn / 2 - 1; i >= 0; i--)
-        sift_down(it, i);
+    heap_make(it->heap, it->hn, src_less, it->src);
 }
 
 /* Move the sources standing on the key last returned past all its
@@ -209,7 +192,7 @@ static apr_status_t skip_current(kv_iter_t *it)
             return rv;
         if (!s->valid)
             it->heap[0] = it->heap[--it->hn];
-        sift_down(it, 0);
+        heap_sift_down(it->heap, it->hn, 0, src_less, it->src);
     }
     return APR_SUCCESS;
 }

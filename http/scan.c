@@ -130,6 +130,8 @@ int kvh_scan(request_rec *r, kv_db_t *db, const kv_options_t *o)
     if (rv == APR_SUCCESS)
         rv = kv_iter_seek(it, from, flen);
     cJSON *root = cJSON_CreateObject(), *items = cJSON_AddArrayToObject(root, "items");
+    if (rv == APR_SUCCESS && !items)
+        rv = APR_ENOMEM;
     long count = 0;
     size_t bytes = 0;
     int more = 0;
