@@ -41,6 +41,7 @@ typedef struct {
     apr_int64_t max_key_bytes;
     apr_int64_t max_value_bytes;
     int compression;             /* kv_compression_e, -1 unset */
+    apr_int64_t map_bytes;       /* -1 unset */
 } kvlsm_server_conf;
 
 /* This child's open stores, by data directory. */
@@ -57,6 +58,7 @@ static void *create_kvlsm_server_config(apr_pool_t *p, server_rec *s)
     c->max_key_bytes = -1;
     c->max_value_bytes = -1;
     c->compression = -1;
+    c->map_bytes = -1;
     return c;
 }
 
@@ -70,6 +72,7 @@ static void *merge_kvlsm_server_config(apr_pool_t *p, void *basev, void *addv)
     c->max_key_bytes = add->max_key_bytes >= 0 ? add->max_key_bytes : base->max_key_bytes;
     c->max_value_bytes = add->max_value_bytes >= 0 ? add->max_value_bytes : base->max_value_bytes;
     c->compression = add->compression >= 0 ? add->compression : base->compression;
+    c->map_bytes = add->map_bytes >= 0 ? add->map_bytes : base->map_bytes;
     return c;
 }
 
@@ -90,6 +93,8 @@ static kv_options_t server_options(const kvlsm_server_conf *c)
         o.max_value_bytes = (apr_size_t)c->max_value_bytes;
     if (c->compression >= 0)
         o.compression = (kv_compression_e)c->compression;
+    if (c->map_bytes >= 0)
+        o.map_bytes = (apr_size_t)c->map_bytes;
     return o;
 }
 
@@ -212,6 +217,16 @@ static const char *set_max_value(cmd_parms *cmd, void *d, const char *arg)
     return NULL;
 }
 
+static const char *set_map_size(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    apr_int64_t n = parse_size(arg);
+    if (n < 0 || n > (apr_int64_t)64 * 1024 * 1024 * 1024)
+        return range_error(cmd, arg, "give a size from 0 (never map) to 64G (bytes, or with a K, M or G suffix)");
+    sconf(cmd)->map_bytes = n;
+    return NULL;
+}
+
 /* ---- start-up ------------------------------------------------------ */
 
 /* Make dir exist and belong to (or be writable by) the child user. */
@@ -284,11 +299,12 @@ static int kvlsm_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, v, APLOGNO(10905)
                      "kvlsm: store %s for %s:%u: memtable %" APR_SIZE_T_FMT
                      " bytes, sync %s (interval %u ms), max key %" APR_SIZE_T_FMT
-                     " bytes, max value %" APR_SIZE_T_FMT " bytes, compression %s",
+                     " bytes, max value %" APR_SIZE_T_FMT " bytes, compression %s,"
+                     " mapped SST bytes %" APR_SIZE_T_FMT,
                      c->data_dir, v->server_hostname ? v->server_hostname : "*",
                      (unsigned)v->port, o.memtable_bytes, sync_names[o.sync_mode],
                      (unsigned)o.sync_interval_ms, o.max_key_bytes, o.max_value_bytes,
-                     compression_names[o.compression]);
+                     compression_names[o.compression], o.map_bytes);
     }
     return OK;
 }
@@ -778,6 +794,9 @@ static const command_rec kvlsm_cmds[] = {
                   "Milliseconds between background fdatasyncs in interval mode (default 1000)"),
     AP_INIT_TAKE1("KVLSMCompression", set_compression, NULL, RSRC_CONF,
                   "SST data block compression: none | lz4 | zstd (default none)"),
+    AP_INIT_TAKE1("KVLSMMapSize", set_map_size, NULL, RSRC_CONF,
+                  "SST bytes each child may read through memory mappings instead of pread:"
+                  " 0 (default, never) to 64G, K, M or G suffix allowed"),
     AP_INIT_TAKE1("KVLSMMaxKeySize", set_max_key, NULL, RSRC_CONF,
                   "Longest key in bytes, 1 to 65535 (default 4096)"),
     AP_INIT_TAKE1("KVLSMMaxValueSize", set_max_value, NULL, RSRC_CONF,

@@ -31,11 +31,12 @@ typedef struct {
     double ratio;          /* value compressibility: fraction of fresh random bytes */
     long reads;            /* ops of readrandom / readmissing (default num) */
     int rounds;            /* runs of each benchmark per engine; the median counts */
+    long long map_bytes;   /* kvlsm's map_bytes; -1: the engine's default */
 } config_t;
 
 static config_t cfg = { 1000000, 100, NULL,
                         "fillseq,fillrandom,overwrite,readrandom,readmissing,readseq,deleterandom,fillsync,fillsync8",
-                        "kvlsm,leveldb", 301, KV_COMPRESS_NONE, 1.0, 0, 1 };
+                        "kvlsm,leveldb", 301, KV_COMPRESS_NONE, 1.0, 0, 1, -1 };
 
 static double now(void)
 {
@@ -88,6 +89,8 @@ static int kv_open_(engine_t *e, const char *dir, int sync)
     kv_options_default(&o);
     o.sync_mode = sync ? KV_SYNC_ALWAYS : KV_SYNC_OFF;
     o.compression = (kv_compression_e)cfg.compression;
+    if (cfg.map_bytes >= 0)
+        o.map_bytes = (apr_size_t)cfg.map_bytes;
     kv_db_t *db;
     apr_status_t rv = kv_db_open(&db, dir, &o, e->pool);
     if (rv) {
@@ -157,10 +160,10 @@ static void kv_report_(engine_t *e)
     for (int l = 0; l < KV_MAX_LEVELS; l++)
         if (st.level_files[l])
             printf(" L%d %lu/%.1fMB", l, (unsigned long)st.level_files[l], st.level_bytes[l] / 1e6);
-    printf("; flushes %lu, compactions %lu, stalls %lu (%.0f ms), syncs %lu; process RSS %ld MiB\n",
+    printf("; flushes %lu, compactions %lu, stalls %lu (%.0f ms), syncs %lu; mapped %.1f MB; process RSS %ld MiB\n",
            (unsigned long)st.flushes, (unsigned long)st.compactions,
            (unsigned long)st.write_stalls, st.write_stall_us / 1e3, (unsigned long)st.syncs,
-           rss_mib());
+           st.sst_mapped_bytes / 1e6, rss_mib());
 }
 
 static int ldb_open_(engine_t *e, const char *dir, int sync)
@@ -463,8 +466,9 @@ int main(int argc, char **argv)
         else if (!strncmp(argv[i], "--ratio=", 8)) cfg.ratio = atof(argv[i] + 8);
         else if (!strncmp(argv[i], "--reads=", 8)) cfg.reads = atol(argv[i] + 8);
         else if (!strncmp(argv[i], "--rounds=", 9)) cfg.rounds = atoi(argv[i] + 9);
+        else if (!strncmp(argv[i], "--map_bytes=", 12)) cfg.map_bytes = atoll(argv[i] + 12);
         else {
-            fprintf(stderr, "usage: %s [--num=N] [--value_size=N] [--benchmarks=a,b] [--engines=kvlsm,leveldb] [--dir=D] [--seed=N] [--compression=none|lz4|zstd] [--ratio=R] [--reads=N] [--rounds=N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--num=N] [--value_size=N] [--benchmarks=a,b] [--engines=kvlsm,leveldb] [--dir=D] [--seed=N] [--compression=none|lz4|zstd] [--ratio=R] [--reads=N] [--rounds=N] [--map_bytes=N]\n", argv[0]);
             return 2;
         }
     }

@@ -50,6 +50,13 @@ typedef struct {
     int background;                /* 1 (default): run the flush/compaction thread */
     kv_compression_e compression;  /* for SST data blocks written from now on;
                                       default none (files of any kind are read) */
+    /* SST data this process may read through read-only mappings instead
+     * of pread: a lookup in a mapped file makes no system call, but the
+     * pages it touches count in the process's resident set (up to this
+     * many bytes), and a disk error on a mapped page is SIGBUS rather
+     * than an error code.  Whole files are mapped, first come, while they
+     * fit; the rest are read with pread.  Default 0: never map. */
+    apr_size_t map_bytes;
     /* Called (from any thread) when a file fails a checksum, with its path
      * and the offset of the damage, so the embedder can log it.  NULL: none. */
     void (*on_corruption)(void *baton, const char *path, apr_uint64_t offset);
@@ -154,6 +161,7 @@ typedef struct {
     apr_uint64_t memtable_bytes;  /* active + immutable memtables */
     apr_uint64_t wal_bytes;       /* logs not yet flushed */
     apr_uint64_t last_seq;
+    apr_uint64_t sst_mapped_bytes; /* SST bytes this process reads through mappings */
     /* this process's counters since open */
     apr_uint64_t flushes, compactions, write_stalls, write_stall_us;
     apr_uint64_t gets, sets, dels, batches;

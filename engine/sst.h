@@ -48,7 +48,12 @@ apr_status_t sst_open(sst_t **t, const char *path, uint64_t number);
  * tries the load again and answers its error until it succeeds.  So a
  * store can take a new file into its view while reads of it fail. */
 apr_status_t sst_open_lazy(sst_t **t, const char *path, uint64_t number,
-                           apr_status_t *load_rv);
+                           uint64_t map_limit, apr_status_t *load_rv);
+/* map_limit: once loaded, the file's data blocks are read through a
+ * read-only mapping if that keeps every mapped SST of this process within
+ * map_limit bytes (0: never); otherwise with pread.  sst_open never maps. */
+int sst_mapped(const sst_t *t);
+uint64_t sst_mapped_bytes(void);   /* this process's mapped SST bytes */
 void sst_ref(sst_t *t);
 void sst_unref(sst_t *t);          /* closes the file at the last reference */
 uint64_t sst_number(const sst_t *t);

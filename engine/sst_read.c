@@ -1,14 +1,17 @@
 /* sst_read.c -- reading SST files (sst.h).  Loading a file verifies the
  * header, footer, index and bloom filter and keeps the last two in
  * memory (at open, or at first use for a handle opened lazily); data
- * blocks are read with pread and checked against their CRC before any
- * byte is parsed, with every length bounds-checked, so a damaged file
- * gives KV_CORRUPT and never a crash.  Safe for concurrent readers. */
+ * blocks are read with pread -- or, within the opener's mapping budget,
+ * through a read-only mapping of the data blocks -- and checked against
+ * their CRC before any byte is parsed, with every length bounds-checked,
+ * so a damaged file gives KV_CORRUPT and never a crash.  Safe for
+ * concurrent readers. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include "sst.h"
 #include "sst_format.h"
@@ -35,6 +38,8 @@ struct sst {
     uint8_t *verified;     /* a bit per data block whose CRC held (atomic) */
     uint64_t number, file_bytes, entries;
     uint64_t data_end;     /* where the data blocks end (the index starts) */
+    uint64_t map_limit;    /* the opener's mapping budget (0: never map) */
+    const char *map;       /* the data blocks mapped, or NULL: pread them */
     char *index;           /* index block body */
     blk_t *blocks;
     uint32_t nblocks;
@@ -64,9 +69,56 @@ static apr_status_t read_block(const sst_t *t, uint64_t off, uint32_t len,
     return APR_SUCCESS;
 }
 
+/* Bytes of SST data this process holds mapped, against every handle's
+ * budget: a mapped page a lookup touched counts in the process's resident
+ * set, so the budget is what bounds it (atomic). */
+static uint64_t mapped_total;
+
+int sst_mapped(const sst_t *t)
+{
+    return t->map != NULL;
+}
+
+uint64_t sst_mapped_bytes(void)
+{
+    return __atomic_load_n(&mapped_total, __ATOMIC_RELAXED);
+}
+
+/* Map the data blocks if the budget has room for all of them; otherwise
+ * (or if mmap fails) the file is read with pread, as ever.  Fault builds
+ * never map: their injected read errors live in the pread path. */
+static void sst_try_map(sst_t *t)
+{
+#ifdef KV_FAULT_INJECT
+    (void)t;
+#else
+    uint64_t len = t->data_end, cur = __atomic_load_n(&mapped_total, __ATOMIC_RELAXED);
+    if (!t->map_limit || len <= SST_HEADER || len > SIZE_MAX)
+        return;
+    do {
+        if (cur + len > t->map_limit)
+            return;
+    } while (!__atomic_compare_exchange_n(&mapped_total, &cur, cur + len, 1,
+                                          __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    void *m = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED, t->fd, 0);
+    if (m == MAP_FAILED) {
+        __atomic_fetch_sub(&mapped_total, len, __ATOMIC_RELAXED);
+        return;
+    }
+    /* Point lookups touch one block: no read-ahead around it. */
+    madvise(m, (size_t)len, MADV_RANDOM);
+    t->map = m;
+#endif
+}
+
 /* Drop what a load read, so a failed load can be tried again. */
 static void sst_unload(sst_t *t)
 {
+    if (t->map) {
+        munmap((void *)t->map, (size_t)t->data_end);
+        __atomic_fetch_sub(&mapped_total, t->data_end, __ATOMIC_RELAXED);
+        t->map = NULL;
+    }
     free(t->verified);
     t->verified = NULL;
     free(t->index);
@@ -170,6 +222,8 @@ static apr_status_t sst_load(sst_t *t)
         rv = APR_ENOMEM;
     if (rv)
         sst_unload(t);
+    else
+        sst_try_map(t);
     return rv;
 }
 
@@ -188,13 +242,14 @@ static apr_status_t sst_ensure(sst_t *t)
 }
 
 apr_status_t sst_open_lazy(sst_t **tp, const char *path, uint64_t number,
-                           apr_status_t *load_rv)
+                           uint64_t map_limit, apr_status_t *load_rv)
 {
     sst_t *t = calloc(1, sizeof(*t));
     if (!t)
         return APR_ENOMEM;
     t->refs = 1;
     t->number = number;
+    t->map_limit = map_limit;
     pthread_mutex_init(&t->load_mu, NULL);
     t->fd = open(path, O_RDONLY | O_CLOEXEC);
     apr_status_t rv = t->fd < 0 ? APR_FROM_OS_ERROR(errno) : fio_file_size(t->fd, &t->file_bytes);
@@ -210,7 +265,7 @@ apr_status_t sst_open_lazy(sst_t **tp, const char *path, uint64_t number,
 apr_status_t sst_open(sst_t **tp, const char *path, uint64_t number)
 {
     apr_status_t load_rv;
-    apr_status_t rv = sst_open_lazy(tp, path, number, &load_rv);
+    apr_status_t rv = sst_open_lazy(tp, path, number, 0, &load_rv);
     if (rv == APR_SUCCESS && load_rv != APR_SUCCESS) {
         sst_unref(*tp);
         *tp = NULL;
@@ -223,8 +278,9 @@ apr_status_t sst_open(sst_t **tp, const char *path, uint64_t number)
  * for a point lookup; up to READ_AHEAD bytes of consecutive blocks for an
  * iterator) and a buffer for a decompressed block.  Either may start as a
  * caller's stack buffer (*_own 0) and moves to the heap if it must grow.
- * Files are read with pread, not mapped, so a process's memory stays its
- * own whatever the data size, and a failing disk gives an error code. */
+ * Files beyond the mapping budget are read with pread, so a process's
+ * memory stays bounded whatever the data size, and a failing disk gives
+ * an error code (a mapped file's failing page is SIGBUS instead). */
 #define READ_AHEAD ((size_t)256 << 10)
 
 typedef struct {
@@ -265,7 +321,19 @@ static apr_status_t stored_at(const sst_t *t, uint32_t bi, rbuf_t *rb, int ahead
 {
     const blk_t *b = &t->blocks[bi];
     size_t need = (size_t)b->len + SST_TRAILER;
-    if (!(rb->wlen && b->off >= rb->woff && b->off + need <= rb->woff + rb->wlen)) {
+    if (t->map) {
+        /* The window is the whole mapping (the load checked that the
+         * blocks tile [header, data_end)). */
+        if (rb->win != t->map) {
+            if (rb->win_own)
+                free(rb->win);
+            rb->win = (char *)t->map;
+            rb->win_own = 0;
+            rb->woff = 0;
+            rb->wlen = rb->wcap = (size_t)t->data_end;
+        }
+    }
+    else if (!(rb->wlen && b->off >= rb->woff && b->off + need <= rb->woff + rb->wlen)) {
         size_t len = need;
         if (ahead && len < READ_AHEAD)
             len = t->data_end - b->off < READ_AHEAD ? (size_t)(t->data_end - b->off) : READ_AHEAD;

@@ -133,7 +133,7 @@ apr_status_t version_open_files(kv_db_t *db, version_t *v, const version_t *old)
              * still joins the view: the reads that need it fail, and
              * writes, which need none, go on. */
             apr_status_t load_rv;
-            apr_status_t rv = sst_open_lazy(&v->ssts[i], path, num, &load_rv);
+            apr_status_t rv = sst_open_lazy(&v->ssts[i], path, num, db->opts.map_bytes, &load_rv);
             if (rv != APR_SUCCESS) {
                 v->ssts[i] = NULL;
                 return rv;

@@ -17,6 +17,8 @@ my @bad = (
     [ 'KVLSMMaxValueSize 1G',       qr/KVLSMMaxValueSize: '1G' is not valid/ ],
     [ 'KVLSMDataDir',               qr/KVLSMDataDir takes one argument/ ],
     [ 'KVLSMCompression snappy',    qr/KVLSMCompression: 'snappy' is not valid: use none, lz4 or zstd/ ],
+    [ 'KVLSMMapSize lots',          qr/KVLSMMapSize: 'lots' is not valid: give a size from 0 \(never map\) to 64G/ ],
+    [ 'KVLSMMapSize 65G',           qr/KVLSMMapSize: '65G' is not valid/ ],
 );
 plan tests => 2 + 2 * @bad;
 

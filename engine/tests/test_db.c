@@ -7,6 +7,7 @@
 #include <time.h>
 #include <sys/stat.h>
 #include "testutil.h"
+#include "sst.h"
 
 static char *dir;
 static apr_pool_t *pool;
@@ -631,5 +632,47 @@ Test(db, memtable_size_bounds_its_memory)
     /* The active table and at most one sealed one waiting for its flush
      * (the figure counts both); one entry may go in after the check. */
     cr_assert_leq(most, 2 * (65536 + 256), "64 KiB memtables grew to %lu bytes", (unsigned long)most);
+    kv_db_close(db);
+}
+
+/* With a mapping budget the store reads its SSTs through mappings, within
+ * the budget, and answers as it does with pread across flushes,
+ * compactions (which retire mapped files) and a reopen; closing gives the
+ * budget back. */
+Test(db, mapped_reads_stay_within_budget_and_answer_alike)
+{
+    kv_options_t o = tu_opts(16384, 0);
+    o.map_bytes = 64 << 10;
+    kv_db_t *db;
+    cr_assert_eq(kv_db_open(&db, dir, &o, pool), APR_SUCCESS);
+    char k[32], v[200];
+    for (unsigned long ver = 1; ver <= 3; ver++) {
+        for (unsigned long i = 0; i < 1500; i++) {
+            tu_key(k, sizeof k, "k", i);
+            size_t n = tu_val(v, sizeof v, k, ver * 10000 + i);
+            cr_assert_eq(kv_put(db, k, strlen(k), v, n, NULL, NULL), APR_SUCCESS);
+        }
+        cr_assert_eq(kv_db_flush(db), APR_SUCCESS);
+    }
+    for (int pass = 0; pass < 3; pass++) {
+        if (pass == 1)
+            cr_assert_eq(kv_db_compact(db), APR_SUCCESS);
+        for (unsigned long i = 0; i < 1500; i++) {
+            tu_key(k, sizeof k, "k", i);
+            tu_val(v, sizeof v, k, 3 * 10000 + i);
+            expect(db, k, v);
+        }
+        kv_stats_t st;
+        cr_assert_eq(kv_db_stats(db, &st), APR_SUCCESS);
+        cr_assert_gt(st.sst_mapped_bytes, 0, "pass %d: some files are mapped", pass);
+        cr_assert_leq(st.sst_mapped_bytes, o.map_bytes, "pass %d: mapped %lu", pass,
+                      (unsigned long)st.sst_mapped_bytes);
+        cr_assert_gt(st.sst_bytes, o.map_bytes, "pass %d: more data than the budget", pass);
+        if (pass == 1) {
+            kv_db_close(db);
+            cr_assert_eq(sst_mapped_bytes(), 0, "close unmaps every file");
+            cr_assert_eq(kv_db_open(&db, dir, &o, pool), APR_SUCCESS);
+        }
+    }
     kv_db_close(db);
 }

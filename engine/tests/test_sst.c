@@ -284,3 +284,91 @@ Test(sst, compressed_files_read_back_smaller)
         sst_unref(t);
     }
 }
+
+/* Within the opener's budget a file's data blocks are read through a
+ * mapping: lookups and scans answer exactly as with pread, the process's
+ * mapped total counts the file while it is open and drops it at the last
+ * reference; a file larger than the budget is read with pread. */
+Test(sst, mapped_reads_answer_as_pread_and_release_their_budget)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/000021.sst", dir);
+    sst_meta_t meta;
+    build(path, 4000, &meta);
+    sst_meta_free(&meta);
+    apr_status_t load_rv;
+    sst_t *small, *mapped;
+    cr_assert_eq(sst_open_lazy(&small, path, 21, 4096, &load_rv), APR_SUCCESS);
+    cr_assert_eq(load_rv, APR_SUCCESS);
+    cr_assert_not(sst_mapped(small), "a file over the budget is not mapped");
+    cr_assert_eq(sst_mapped_bytes(), 0);
+    cr_assert_eq(sst_open_lazy(&mapped, path, 21, (uint64_t)1 << 30, &load_rv), APR_SUCCESS);
+    cr_assert_eq(load_rv, APR_SUCCESS);
+    cr_assert(sst_mapped(mapped));
+    uint64_t held = sst_mapped_bytes();
+    cr_assert(held > sst_file_bytes(mapped) / 2 && held < sst_file_bytes(mapped),
+              "mapped %lu of %lu", (unsigned long)held, (unsigned long)sst_file_bytes(mapped));
+    /* A second file that would overrun the budget stays on pread. */
+    sst_t *over;
+    cr_assert_eq(sst_open_lazy(&over, path, 21, held + 1, &load_rv), APR_SUCCESS);
+    cr_assert_not(sst_mapped(over));
+    sst_unref(over);
+    for (unsigned i = 0; i < 4000; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "k%08u", 2 * i);
+        kv_ent_t a, b;
+        cr_assert_eq(sst_get(mapped, k, strlen(k), pool, &a), APR_SUCCESS, "%s", k);
+        cr_assert_eq(sst_get(small, k, strlen(k), pool, &b), APR_SUCCESS, "%s", k);
+        cr_assert_eq(a.seq, b.seq);
+        cr_assert_eq(a.type, b.type);
+        cr_assert_eq(a.vlen, b.vlen);
+        cr_assert_eq(memcmp(a.val, b.val, a.vlen), 0);
+        snprintf(k, sizeof k, "k%08u", 2 * i + 1);
+        cr_assert_eq(sst_get(mapped, k, strlen(k), pool, &a), KV_NOTFOUND);
+    }
+    sst_iter_t *it;
+    cr_assert_eq(sst_iter_new(&it, mapped), APR_SUCCESS);
+    unsigned n = 0;
+    for (sst_iter_seek(it, TU_STR("k00001001")); sst_iter_valid(it); sst_iter_next(it)) {
+        kv_ent_t e;
+        char k[32];
+        sst_iter_entry(it, &e);
+        snprintf(k, sizeof k, "k%08u", 1002 + 2 * n);
+        cr_assert_eq(e.klen, strlen(k));
+        cr_assert_eq(memcmp(e.key, k, e.klen), 0);
+        n++;
+    }
+    cr_assert_eq(sst_iter_status(it), APR_SUCCESS);
+    cr_assert_eq(n, 4000 - 501);
+    sst_iter_free(it);
+    cr_assert_eq(sst_verify(mapped), APR_SUCCESS);
+    sst_unref(mapped);
+    cr_assert_eq(sst_mapped_bytes(), 0, "the last reference gives the budget back");
+    sst_unref(small);
+}
+
+/* A damaged block in a mapped file is KV_CORRUPT, as with pread. */
+Test(sst, mapped_damage_is_corruption)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/000022.sst", dir);
+    sst_meta_t meta;
+    build(path, 2000, &meta);
+    sst_meta_free(&meta);
+    int fd = open(path, O_RDWR);
+    cr_assert(fd >= 0);
+    char c;
+    cr_assert_eq(pread(fd, &c, 1, 100), 1);
+    c ^= 0x40;
+    cr_assert_eq(pwrite(fd, &c, 1, 100), 1);
+    close(fd);
+    apr_status_t load_rv;
+    sst_t *t;
+    cr_assert_eq(sst_open_lazy(&t, path, 22, (uint64_t)1 << 30, &load_rv), APR_SUCCESS);
+    cr_assert_eq(load_rv, APR_SUCCESS);
+    cr_assert(sst_mapped(t));
+    kv_ent_t e;
+    cr_assert_eq(sst_get(t, TU_STR("k00000000"), pool, &e), KV_CORRUPT);
+    cr_assert_eq(sst_verify(t), KV_CORRUPT);
+    sst_unref(t);
+}

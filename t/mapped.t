@@ -1,0 +1,61 @@
+# mapped.t -- KVLSMMapSize: children read their SSTs through memory
+# mappings within the budget and answer exactly as with pread, across
+# flushes, overwrites and deletes, on every child; /stats shows the mapped
+# bytes, never more than the budget.
+use strict;
+use warnings FATAL => 'all';
+use Apache::Test;
+use Apache::TestUtil;
+use LWP::UserAgent;
+use Time::HiRes qw(time);
+use KVTest;
+
+plan tests => 7;
+
+my $budget = 128 * 1024;
+my $inst = start_apache(mpm => 'event', servers => 3, extra => "KVLSMMapSize 128K\n");
+my $ua = LWP::UserAgent->new(keep_alive => 1, timeout => 30);
+my $val = sub { my ($i, $ver) = @_; "v$ver-$i-" . ('x' x (150 + $i % 50)) };
+
+# About 300 KB through a 64 KiB memtable: several SSTs, more than the budget.
+my $errors = 0;
+for my $ver (1, 2) {
+    for my $i (1 .. 1000) {
+        next if $ver == 2 && $i % 3;
+        my $w = req(POST => "$inst->{url}/set", qq({"key":"m$i","value":"@{[$val->($i, $ver)]}"}), ua => $ua);
+        $errors++ unless $w->code == 200;
+    }
+}
+for my $i (1 .. 1000) {
+    next unless $i % 5 == 0;
+    $errors++ unless req(DELETE => "$inst->{url}/del?key=m$i", undef, ua => $ua)->code == 200;
+}
+ok t_cmp($errors, 0, 'every write and delete acknowledged');
+
+# Every key through fresh connections (several children), twice.
+my ($wrong, %pids) = (0);
+for my $pass (1, 2) {
+    for my $i (1 .. 1000) {
+        my $r = req(GET => "$inst->{url}/get?key=m$i");
+        $pids{ $r->header('X-KVLSM-Pid') // 'none' }++;
+        if ($i % 5 == 0) {
+            $wrong++ unless $r->code == 404;
+            next;
+        }
+        my $j = json_of($r);
+        my $want = $val->($i, $i % 3 ? 1 : 2);
+        $wrong++ unless $r->code == 200 && $j && $j->{value} eq $want;
+    }
+}
+ok t_cmp($wrong, 0, 'every key reads its newest value, deleted keys 404');
+ok t_cmp(scalar(grep { $_ ne 'none' } keys %pids) >= 2, 1,
+         'answered by several children (' . join(',', sort keys %pids) . ')');
+
+my $st = json_of(req(GET => "$inst->{url}/stats", undef, ua => $ua));
+ok t_cmp($st->{sst_bytes} > $budget ? 1 : 0, 1, "more SST data ($st->{sst_bytes}) than the budget");
+ok t_cmp($st->{sst_mapped_bytes} > 0 ? 1 : 0, 1, "some of it mapped ($st->{sst_mapped_bytes})");
+ok t_cmp($st->{sst_mapped_bytes} <= $budget ? 1 : 0, 1, 'never more than KVLSMMapSize');
+
+my $log = do { local $/; open my $fh, '<', "$inst->{dir}/error.log" or die $!; <$fh> };
+ok t_cmp($log, qr/mapped SST bytes 131072/, 'the start-up line names the budget');
+stop_apache($inst);
