@@ -3,6 +3,8 @@
 # in one run, then one table of ratios against their targets.
 #   1. the engine against LevelDB, 1M entries, each benchmark 5 times per
 #      engine in alternating order (bench/db_bench.c --rounds=5);
+#   1b. readrandom again with every SST mapped (--map_bytes=1G, the
+#      KVLSMMapSize trade-off: no memory bound, no system call per read);
 #   2. scale: 10M entries through the engine alone (fillrandom, then 1M
 #      random reads; space on disk against the live data);
 #   3. HTTP: bench/http.sh (static file, GET/SET/DEL, SET with sync always,
@@ -18,6 +20,10 @@ start=$(date +%s)
 
 echo "== 1. the engine against LevelDB (1M entries, 5 rounds)"
 "$top/build/db_bench" --rounds=5 | tee "$out/engine.txt"
+echo
+echo "== 1b. random reads with every SST mapped (KVLSMMapSize 1G; 3 rounds)"
+"$top/build/db_bench" --rounds=3 --benchmarks=fillrandom,readrandom --map_bytes=1073741824 \
+    | tee "$out/mapped.txt"
 echo
 echo "== 2. scale: 10M entries (engine alone)"
 "$top/build/db_bench" --num=10000000 --benchmarks=fillrandom,readrandom \
@@ -77,6 +83,8 @@ rss=$(awk '/^child/ { for (i = 1; i < NF; i++) if ($i == "VmRSS:" && $(i + 1) > 
     done
     row "readmissing" "$(engine_ratio readmissing)" 2.0 ge
     row "fillsync8 / fillsync (group commit)" "$group" 4.0 ge
+    printf '%-44s %9s %9s  %s\n' "readrandom, every SST mapped (KVLSMMapSize)" \
+        "$(awk '$1 == "readrandom" { r = $4; sub(/x$/, "", r); print r }' "$out/mapped.txt")" "" "(reported)"
     printf '%-44s %9s %9s  %s\n' "fillsync" "$(engine_ratio fillsync)" "" "(reported)"
     printf '%-44s %9s %9s  %s\n' "fillsync8" "$(engine_ratio fillsync8)" "" "(reported)"
     echo "-- scale"

@@ -53,27 +53,18 @@ void bloom_build(const uint32_t *hashes, size_t nkeys, int bits_per_key, char *o
 
 int bloom_may_contain(const char *filter, size_t len, uint32_t hash)
 {
-    if (len < 2)
-        return 1;
-    size_t bits = (len - 1) * 8;
+    if (len < 2 || (len - 1) * 8 > UINT32_MAX)
+        return 1;   /* none, or over 512 MiB: never rule a key out */
+    /* bits fits in 32 bits, so the probes take a 32-bit division (several
+     * times cheaper than a 64-bit one; a lookup probes up to k bits in
+     * each file) and land where bloom_build's 64-bit ones put them. */
+    uint32_t bits = (uint32_t)((len - 1) * 8);
     int k = (unsigned char)filter[len - 1];
     if (k < 1 || k > 30)
         return 1;   /* a format we do not know: never rule a key out */
     uint32_t h = hash, delta = (h >> 17) | (h << 15);
-    if (bits <= UINT32_MAX) {
-        /* The same bits through a 32-bit division, several times cheaper
-         * than a 64-bit one: a lookup probes up to k bits in each file. */
-        uint32_t bits32 = (uint32_t)bits;
-        for (int j = 0; j < k; j++) {
-            uint32_t b = h % bits32;
-            if (!(filter[b / 8] & (1 << (b % 8))))
-                return 0;
-            h += delta;
-        }
-        return 1;
-    }
     for (int j = 0; j < k; j++) {
-        size_t b = h % bits;
+        uint32_t b = h % bits;
         if (!(filter[b / 8] & (1 << (b % 8))))
             return 0;
         h += delta;
