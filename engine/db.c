@@ -449,6 +449,7 @@ apr_status_t kv_db_open(kv_db_t **dbp, const char *dir, const kv_options_t *opts
 {
     kv_db_t *db = apr_pcalloc(pool, sizeof(*db));
     apr_status_t rv;
+    pthread_mutex_init(&db->wq_mu, NULL);
     db->pool = pool;
     db->dir = apr_pstrdup(pool, dir);
     db->lock_fd = db->flock_fd = db->mf_fd = db->shm.fd = -1;
@@ -541,6 +542,7 @@ apr_status_t kv_db_close(kv_db_t *db)
         close(db->mf_fd);
     shm_detach(&db->shm);
     db->lock_fd = db->flock_fd = db->mf_fd = -1;
+    pthread_mutex_destroy(&db->wq_mu);
     return rv;
 }
 
@@ -552,20 +554,46 @@ apr_status_t kv_db_close(kv_db_t *db)
  * still appending (they hold or wait for the log lock, microseconds from
  * joining) a bounded moment to join: one fdatasync costs far more than
  * the wait, and without it each sync covers only the writers that
- * happened to be ready. */
+ * happened to be ready.  Waiters sit in a list (sync_mu) from which the
+ * leader takes every one its sync covered, so the count it gathers
+ * against is of writers still waiting, not of covered ones that have not
+ * yet woken to leave. */
 #define GATHER_YIELDS 64
+
+typedef struct sync_waiter {
+    uint64_t log, end;
+    int covered;
+    struct sync_waiter *next;
+} sync_waiter_t;
+
+/* Take the waiters that (log, upto) or a later rotation covers out of
+ * the list.  sync_mu held. */
+static void sync_release(kv_db_t *db, uint64_t log, uint64_t upto)
+{
+    uint64_t cur = ATOMIC_LOAD(&db->cur_log_no);
+    for (sync_waiter_t **pp = &db->sync_list; *pp;) {
+        sync_waiter_t *x = *pp;
+        /* A rotation fdatasyncs the old log before sealing it. */
+        if (x->log < log || (x->log == log && x->end <= upto) || x->log < cur) {
+            x->covered = 1;
+            *pp = x->next;
+            db->sync_waiting--;
+        }
+        else
+            pp = &x->next;
+    }
+}
 
 static apr_status_t group_sync(kv_db_t *db, uint64_t log, uint64_t end)
 {
     apr_status_t rv = APR_SUCCESS;
+    sync_waiter_t me = { log, end, 0, NULL };
     apr_thread_mutex_lock(db->sync_mu);
+    me.next = db->sync_list;
+    db->sync_list = &me;
     db->sync_waiting++;
-    for (;;) {
-        if (log < db->synced_log || (log == db->synced_log && end <= db->synced_off))
-            break;
-        /* A rotation fdatasyncs the old log before sealing it. */
-        if (log < ATOMIC_LOAD(&db->cur_log_no))
-            break;
+    sync_release(db, db->synced_log, db->synced_off);
+    while (!me.covered) {
         if (db->syncing) {
             apr_thread_cond_wait(db->sync_cv, db->sync_mu);
             continue;
@@ -593,58 +621,100 @@ static apr_status_t group_sync(kv_db_t *db, uint64_t log, uint64_t end)
             db->synced_off = upto;
         }
         wal_file_unref(w);
+        sync_release(db, db->synced_log, db->synced_off);
         apr_thread_cond_broadcast(db->sync_cv);
         if (rv)
             break;
     }
-    db->sync_waiting--;
+    if (!me.covered) {
+        /* Failed: leave the list; the others try again themselves. */
+        for (sync_waiter_t **pp = &db->sync_list; *pp; pp = &(*pp)->next)
+            if (*pp == &me) {
+                *pp = me.next;
+                db->sync_waiting--;
+                break;
+            }
+    }
     apr_thread_mutex_unlock(db->sync_mu);
     return rv;
 }
 
-/* Seal rec with the next sequence number (*first), append it at the end
- * of the log (*log_no, ending at *end) and apply it here.  Caller holds
- * the log lock and has caught up.  On failure the log is cut back. */
-static apr_status_t append_record(kv_db_t *db, wal_rec_t *rec, uint64_t *first,
-                                  uint64_t *log_no, uint64_t *end)
+/* Seal the records of the writers from `first` to `last` (queue order)
+ * with consecutive sequence numbers, append them at the end of the log in
+ * one pwrite and apply them here; each writer gets its first sequence
+ * number, the log and the end of the append.  Caller holds the log lock
+ * and has caught up.  On failure the log is cut back and nothing is
+ * applied. */
+static apr_status_t append_group(kv_db_t *db, kv_writer_t *first, kv_writer_t *last)
 {
     /* The log is stable (only log-lock holders rotate), but the version
      * holding it may be replaced by a refresh meanwhile: take the log
      * with a reference, under state_mu. */
     apr_thread_mutex_lock(db->state_mu);
-    *first = db->last_seq + 1;
+    uint64_t seq = db->last_seq + 1;
     wal_file_t *w = db->current->log;
     __atomic_fetch_add(&w->refs, 1, __ATOMIC_RELAXED);
-    *log_no = w->number;
-    uint64_t off = db->applied_off;
+    uint64_t log_no = w->number, off = db->applied_off;
     apr_thread_mutex_unlock(db->state_mu);
-    wal_rec_seal(rec, *first);
-    apr_status_t rv = fio_pwrite_full(w->fd, rec->buf, rec->len, off);
+    size_t len = 0;
+    for (kv_writer_t *x = first;; x = x->next) {
+        wal_rec_seal(x->rec, seq);
+        x->first = seq;
+        seq += x->rec->count;
+        len += x->rec->len;
+        if (x == last)
+            break;
+    }
+    /* One writer's record goes out as it is; a group's are copied into
+     * one buffer, so the whole group costs one system call. */
+    char *buf = first->rec->buf;
+    if (first != last) {
+        if (!(buf = malloc(len))) {
+            wal_file_unref(w);
+            return APR_ENOMEM;
+        }
+        size_t at = 0;
+        for (kv_writer_t *x = first;; x = x->next) {
+            memcpy(buf + at, x->rec->buf, x->rec->len);
+            at += x->rec->len;
+            if (x == last)
+                break;
+        }
+    }
+    apr_status_t rv = fio_pwrite_full(w->fd, buf, len, off);
     if (rv)
         /* Leave no partial record; if even this fails, the next writer
          * finds a torn tail and cuts it. */
         fio_truncate(w->fd, off);
     wal_file_unref(w);
-    if (rv)
-        return rv;
-    *end = off + rec->len;
-    apr_thread_mutex_lock(db->state_mu);
-    if (db->applied_off == off) {
-        /* Nobody in this process has replayed it yet: apply our copy. */
-        wal_view_t view;
-        if (wal_decode(rec->buf, rec->len, &view) != rec->len)
-            rv = KV_CORRUPT;
-        else {
-            rv = apply_batch(db, &view);
+    if (rv == APR_SUCCESS) {
+        uint64_t end = off + len;
+        for (kv_writer_t *x = first;; x = x->next) {
+            x->log_no = log_no;
+            x->end = end;
+            if (x == last)
+                break;
+        }
+        apr_thread_mutex_lock(db->state_mu);
+        if (db->applied_off == off) {
+            /* Nobody in this process has replayed them yet: apply our copy. */
+            for (size_t at = 0; rv == APR_SUCCESS && at < len;) {
+                wal_view_t view;
+                size_t n = wal_decode(buf + at, len - at, &view);
+                rv = n ? apply_batch(db, &view) : KV_CORRUPT;
+                at += n;
+            }
             if (rv == APR_SUCCESS) {
-                ATOMIC_STORE(&db->applied_off, *end);
+                ATOMIC_STORE(&db->applied_off, end);
                 ATOMIC_STORE(&db->visible_seq, db->last_seq);
             }
         }
+        /* Published even if applying failed: the records are in the log. */
+        log_published(db);
+        apr_thread_mutex_unlock(db->state_mu);
     }
-    /* Published even if applying failed: the record is in the log. */
-    log_published(db);
-    apr_thread_mutex_unlock(db->state_mu);
+    if (buf != first->rec->buf)
+        free(buf);
     return rv;
 }
 
@@ -832,59 +902,115 @@ static apr_pool_t *scratch_pool(void)
     return p;
 }
 
-/* The one write path: lock, catch up, check, rotate, append, apply,
- * unlock, sync.  For a delete, old receives the value it removed. */
-static apr_status_t do_write(kv_db_t *db, wkind_e kind, wal_rec_t *rec,
-                             const char *key, size_t klen,
-                             const kv_write_opts_t *o, apr_pool_t *pool,
-                             kv_value_t *old, uint64_t *seq)
+/* Writes queued behind a plain one join its append up to this many bytes
+ * (a little more than the first record, so small writes do not wait for
+ * a large one to be copied), as LevelDB groups its writers. */
+#define GROUP_MAX_BYTES ((size_t)1 << 20)
+#define GROUP_SMALL_BYTES ((size_t)128 << 10)
+
+/* For the writer at the front of the queue: the log lock, catching up,
+ * the check a conditional write or a delete needs (then it appends alone),
+ * a rotation if due, and one append for itself and the plain writers up
+ * to last. */
+static apr_status_t write_group(kv_db_t *db, kv_writer_t *w, kv_writer_t *last)
 {
-    apr_status_t rv;
-    uint64_t end = 0, log_no = 0, first = 0;
-    if (db->closed)
-        return KV_CLOSED;
-    int syncing = db->opts.sync_mode == KV_SYNC_ALWAYS;
-    if (syncing)
-        __atomic_fetch_add(&db->sync_inflight, 1, __ATOMIC_ACQ_REL);
-    if ((rv = log_lock(db))) {
-        if (syncing)
-            __atomic_fetch_sub(&db->sync_inflight, 1, __ATOMIC_ACQ_REL);
+    apr_status_t rv = log_lock(db);
+    if (rv)
         return rv;
-    }
-    int blind = o && o->cond == KV_BLIND;
-    if (kind != W_BATCH && !blind && (kind == W_DEL || (o && o->cond != KV_IF_ANY))) {
+    if (!w->plain && w->kind != W_BATCH) {
         /* The current value goes into the caller's pool when it wants the
          * old value back, else into this thread's scratch pool. */
-        apr_pool_t *tmp = old && pool ? pool : scratch_pool();
+        apr_pool_t *tmp = w->old && w->pool ? w->pool : scratch_pool();
         int exists = 0;
         kv_ent_t cur;
-        rv = tmp ? check_cond(db, key, klen, o, tmp, &cur, &exists) : APR_ENOMEM;
-        if (rv == APR_SUCCESS && kind == W_DEL && !exists)
+        rv = tmp ? check_cond(db, w->key, w->klen, w->o, tmp, &cur, &exists) : APR_ENOMEM;
+        if (rv == APR_SUCCESS && w->kind == W_DEL && !exists)
             rv = KV_NOTFOUND;
-        if (rv == APR_SUCCESS && kind == W_DEL && old && pool) {
-            old->data = cur.val;
-            old->len = cur.vlen;
-            old->seq = cur.seq;
-            old->expire_at = (apr_int64_t)cur.expire;
+        if (rv == APR_SUCCESS && w->kind == W_DEL && w->old && w->pool) {
+            w->old->data = cur.val;
+            w->old->len = cur.vlen;
+            w->old->seq = cur.seq;
+            w->old->expire_at = (apr_int64_t)cur.expire;
         }
-        if (tmp && tmp != pool)
+        if (tmp && tmp != w->pool)
             apr_pool_clear(tmp);
     }
     if (rv == APR_SUCCESS)
         rv = maybe_rotate(db, 0);
     if (rv == APR_SUCCESS)
-        rv = append_record(db, rec, &first, &log_no, &end);
+        rv = append_group(db, w, last);
     shm_unlock(&db->shm);
+    return rv;
+}
+
+/* The one write path: line up in this process's write queue; at the
+ * front, write for yourself and the plain writers behind you (lock, catch
+ * up, check, rotate, append, apply, unlock); then, whoever appended,
+ * sync.  For a delete, old receives the value it removed. */
+static apr_status_t do_write(kv_db_t *db, wkind_e kind, wal_rec_t *rec,
+                             const char *key, size_t klen,
+                             const kv_write_opts_t *o, apr_pool_t *pool,
+                             kv_value_t *old, uint64_t *seq)
+{
+    if (db->closed)
+        return KV_CLOSED;
+    int syncing = db->opts.sync_mode == KV_SYNC_ALWAYS;
+    if (syncing)
+        __atomic_fetch_add(&db->sync_inflight, 1, __ATOMIC_ACQ_REL);
+    int blind = o && o->cond == KV_BLIND;
+    kv_writer_t w = { .rec = rec, .kind = kind, .key = key, .klen = klen, .o = o,
+                      .pool = pool, .old = old };
+    w.plain = kind == W_BATCH || blind || (kind == W_PUT && (!o || o->cond == KV_IF_ANY));
+    pthread_cond_init(&w.cv, NULL);
+    pthread_mutex_lock(&db->wq_mu);
+    if (db->wq_tail)
+        db->wq_tail->next = &w;
+    else
+        db->wq_head = &w;
+    db->wq_tail = &w;
+    while (!w.done && db->wq_head != &w)
+        pthread_cond_wait(&w.cv, &db->wq_mu);
+    if (!w.done) {
+        /* At the front: take the plain writers queued behind, in order. */
+        kv_writer_t *last = &w;
+        size_t bytes = rec->len;
+        size_t cap = bytes <= GROUP_SMALL_BYTES ? bytes + GROUP_SMALL_BYTES : GROUP_MAX_BYTES;
+        while (w.plain && last->next && last->next->plain
+               && bytes + last->next->rec->len <= cap) {
+            last = last->next;
+            bytes += last->rec->len;
+        }
+        pthread_mutex_unlock(&db->wq_mu);
+        apr_status_t rv = write_group(db, &w, last);
+        pthread_mutex_lock(&db->wq_mu);
+        db->wq_head = last->next;
+        if (!db->wq_head)
+            db->wq_tail = NULL;
+        for (kv_writer_t *x = &w, *next;; x = next) {
+            next = x->next;
+            x->rv = rv;
+            x->done = 1;
+            if (x != &w)
+                pthread_cond_signal(&x->cv);
+            if (x == last)
+                break;
+        }
+        if (db->wq_head)
+            pthread_cond_signal(&db->wq_head->cv);
+    }
+    pthread_mutex_unlock(&db->wq_mu);
+    pthread_cond_destroy(&w.cv);
+    apr_status_t rv = w.rv;
     if (rv) {
         if (syncing)
             __atomic_fetch_sub(&db->sync_inflight, 1, __ATOMIC_ACQ_REL);
         return rv;
     }
     if (seq)
-        *seq = first;
+        *seq = w.first;
     STAT_ADD(db, bytes_written, rec->len);
     if (syncing) {
-        rv = group_sync(db, log_no, end);
+        rv = group_sync(db, w.log_no, w.end);
         __atomic_fetch_sub(&db->sync_inflight, 1, __ATOMIC_ACQ_REL);
     }
     else if (db->opts.sync_mode == KV_SYNC_INTERVAL) {

@@ -6,7 +6,9 @@
  *   log lock (robust mutex in SHM) -> flush_mu -> FLUSH flock (FLUSHLOCK)
  *   -> state_mu -> rw (writer side only for pointer swaps)
  * sync_mu and bg_mu are leaves: nothing else is taken while holding them
- * except a brief read lock of rw. */
+ * except a brief read lock of rw.  wq_mu (the write queue) is taken before
+ * the log lock or not at all while anything else is held, and released
+ * before the log lock is taken. */
 #ifndef KV_DB_IMPL_H
 #define KV_DB_IMPL_H
 
@@ -14,6 +16,7 @@
 #include <apr_thread_rwlock.h>
 #include <apr_thread_cond.h>
 #include <apr_thread_proc.h>
+#include <pthread.h>
 #include <sys/types.h>
 #include "kvlsm.h"
 #include "entry.h"
@@ -34,6 +37,24 @@ typedef struct {
     int fd;
     uint64_t number;
 } wal_file_t;
+
+/* A writer waiting in the write queue (db.c): what it writes, and what
+ * the writer at the front, who appends for it, hands back. */
+typedef struct kv_writer {
+    wal_rec_t *rec;
+    int kind;                   /* wkind_e */
+    int plain;                  /* no condition, no old value: may share an append */
+    const char *key;
+    size_t klen;
+    const kv_write_opts_t *o;
+    apr_pool_t *pool;
+    kv_value_t *old;
+    int done;                   /* wq_mu: the results below are set */
+    apr_status_t rv;
+    uint64_t first, log_no, end;
+    pthread_cond_t cv;          /* with wq_mu: signalled when done or at the front */
+    struct kv_writer *next;
+} kv_writer_t;
 
 /* An immutable snapshot of what a lookup searches (plus the active
  * memtable, which only grows).  Reference counted; replaced whole. */
@@ -75,9 +96,16 @@ struct kv_db_t {
     char *rbuf;             /* state_mu: replay read buffer */
     size_t rbuf_cap;
 
+    /* The write queue (wq_mu): this process's writers line up; the one at
+     * the front takes the log lock and appends its record and the plain
+     * records queued behind it in one pwrite. */
+    pthread_mutex_t wq_mu;
+    kv_writer_t *wq_head, *wq_tail;
+
     /* Group commit (sync_mu). */
     int syncing;
-    int sync_waiting;          /* writers inside group_sync (sync_mu) */
+    int sync_waiting;          /* writers in sync_list (sync_mu) */
+    struct sync_waiter *sync_list; /* writers waiting for a sync not yet covered (sync_mu) */
     int sync_inflight;         /* KV_SYNC_ALWAYS writers between entry and durable (atomic) */
     uint64_t synced_log, synced_off;
     int dirty;              /* bg_mu: unsynced writes of this process */

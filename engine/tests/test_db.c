@@ -676,3 +676,112 @@ Test(db, mapped_reads_stay_within_budget_and_answer_alike)
     }
     kv_db_close(db);
 }
+
+/* Writers of one process share appends: 6 threads mix plain puts (which
+ * may go out together), create-only puts and deletes that hand back the
+ * old value (which append alone) under sync always.  Every sequence
+ * number is handed out once, every create-only key is won by one writer,
+ * every deleted value comes back once, and all of it is there after a
+ * reopen. */
+typedef struct {
+    kv_db_t *db;
+    int id;
+    uint64_t seqs[600];
+    int nseq, creates, deletes, errors;
+} mixer_t;
+
+static void *mix_writes(apr_thread_t *t, void *arg)
+{
+    mixer_t *m = arg;
+    apr_pool_t *p;
+    apr_pool_create(&p, NULL);
+    for (int i = 0; i < 200; i++) {
+        char k[32], v[64];
+        apr_uint64_t seq;
+        snprintf(k, sizeof k, "plain-%d-%03d", m->id, i);
+        size_t n = tu_val(v, sizeof v, k, 1);
+        if (kv_put(m->db, k, strlen(k), v, n, NULL, &seq) == APR_SUCCESS)
+            m->seqs[m->nseq++] = seq;
+        else
+            m->errors++;
+        snprintf(k, sizeof k, "once-%03d", i);
+        kv_write_opts_t absent = { .cond = KV_IF_ABSENT };
+        apr_status_t rv = kv_put(m->db, k, strlen(k), &m->id, sizeof m->id, &absent, &seq);
+        if (rv == APR_SUCCESS) {
+            m->creates++;
+            m->seqs[m->nseq++] = seq;
+        }
+        else if (rv != KV_CONFLICT)
+            m->errors++;
+        snprintf(k, sizeof k, "gone-%03d", i);
+        kv_value_t old;
+        rv = kv_delete(m->db, k, strlen(k), NULL, p, &old);
+        if (rv == APR_SUCCESS && old.len == 1 && old.data[0] == 'x')
+            m->deletes++;
+        else if (rv != KV_NOTFOUND)
+            m->errors++;
+        apr_pool_clear(p);
+    }
+    apr_pool_destroy(p);
+    (void)t;
+    return NULL;
+}
+
+Test(db, queued_writers_share_appends_and_keep_one_history)
+{
+    kv_options_t o = tu_opts(32768, 1);
+    o.sync_mode = KV_SYNC_ALWAYS;
+    kv_db_t *db;
+    cr_assert_eq(kv_db_open(&db, dir, &o, pool), APR_SUCCESS);
+    char k[32];
+    for (int i = 0; i < 200; i++) {
+        snprintf(k, sizeof k, "gone-%03d", i);
+        cr_assert_eq(kv_put(db, k, strlen(k), TU_STR("x"), NULL, NULL), APR_SUCCESS);
+    }
+    static mixer_t m[6];
+    apr_thread_t *t[6];
+    for (int i = 0; i < 6; i++) {
+        memset(&m[i], 0, sizeof m[i]);
+        m[i].db = db;
+        m[i].id = i;
+        cr_assert_eq(apr_thread_create(&t[i], NULL, mix_writes, &m[i], pool), APR_SUCCESS);
+    }
+    int creates = 0, deletes = 0, nseq = 0;
+    static uint64_t all[6 * 600];
+    for (int i = 0; i < 6; i++) {
+        apr_status_t trv;
+        apr_thread_join(&trv, t[i]);
+        cr_assert_eq(m[i].errors, 0, "writer %d", i);
+        creates += m[i].creates;
+        deletes += m[i].deletes;
+        for (int j = 0; j < m[i].nseq; j++)
+            all[nseq++] = m[i].seqs[j];
+    }
+    cr_assert_eq(creates, 200, "each create-only key won once");
+    cr_assert_eq(deletes, 200, "each deleted value handed back once");
+    for (int i = 1; i < nseq; i++)
+        for (int j = i; j > 0 && all[j - 1] > all[j]; j--) {
+            uint64_t x = all[j];
+            all[j] = all[j - 1];
+            all[j - 1] = x;
+        }
+    for (int i = 1; i < nseq; i++)
+        cr_assert_neq(all[i - 1], all[i], "sequence number %lu given twice", (unsigned long)all[i]);
+    kv_db_close(db);
+    cr_assert_eq(kv_db_open(&db, dir, &o, pool), APR_SUCCESS);
+    for (int w = 0; w < 6; w++)
+        for (int i = 0; i < 200; i++) {
+            char v[64];
+            snprintf(k, sizeof k, "plain-%d-%03d", w, i);
+            tu_val(v, sizeof v, k, 1);
+            expect(db, k, v);
+        }
+    for (int i = 0; i < 200; i++) {
+        kv_value_t v;
+        snprintf(k, sizeof k, "once-%03d", i);
+        cr_assert_eq(kv_get(db, k, strlen(k), pool, &v), APR_SUCCESS, "%s", k);
+        snprintf(k, sizeof k, "gone-%03d", i);
+        cr_assert_eq(kv_get(db, k, strlen(k), pool, &v), KV_NOTFOUND, "%s", k);
+    }
+    kv_db_close(db);
+}
