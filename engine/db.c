@@ -908,10 +908,9 @@ static apr_pool_t *scratch_pool(void)
 #define GROUP_MAX_BYTES ((size_t)1 << 20)
 #define GROUP_SMALL_BYTES ((size_t)128 << 10)
 
-/* For the writer at the front of the queue: the log lock, catching up,
- * the check a conditional write or a delete needs (then it appends alone),
- * a rotation if due, and one append for itself and the plain writers up
- * to last. */
+/* Write w and the writers queued behind it up to last (w alone if it is
+ * not plain): the log lock, catching up, the check a conditional write or
+ * a delete needs, a rotation if due, one append for all of them. */
 static apr_status_t write_group(kv_db_t *db, kv_writer_t *w, kv_writer_t *last)
 {
     apr_status_t rv = log_lock(db);
@@ -943,10 +942,59 @@ static apr_status_t write_group(kv_db_t *db, kv_writer_t *w, kv_writer_t *last)
     return rv;
 }
 
-/* The one write path: line up in this process's write queue; at the
- * front, write for yourself and the plain writers behind you (lock, catch
- * up, check, rotate, append, apply, unlock); then, whoever appended,
- * sync.  For a delete, old receives the value it removed. */
+/* Line w (a plain write) up in the write queue and wait until it is
+ * written: by the writer in front of it, or, once at the front, by
+ * itself, together with the writers queued behind it.  Sets w->rv and,
+ * on success, w->first, w->log_no and w->end. */
+static void queue_write(kv_db_t *db, kv_writer_t *w)
+{
+    pthread_cond_init(&w->cv, NULL);
+    pthread_mutex_lock(&db->wq_mu);
+    if (db->wq_tail)
+        db->wq_tail->next = w;
+    else
+        db->wq_head = w;
+    db->wq_tail = w;
+    while (!w->done && db->wq_head != w)
+        pthread_cond_wait(&w->cv, &db->wq_mu);
+    if (!w->done) {
+        /* At the front: take the writers queued behind, in order. */
+        kv_writer_t *last = w;
+        size_t bytes = w->rec->len;
+        size_t cap = bytes <= GROUP_SMALL_BYTES ? bytes + GROUP_SMALL_BYTES : GROUP_MAX_BYTES;
+        while (last->next && bytes + last->next->rec->len <= cap) {
+            last = last->next;
+            bytes += last->rec->len;
+        }
+        pthread_mutex_unlock(&db->wq_mu);
+        apr_status_t rv = write_group(db, w, last);
+        pthread_mutex_lock(&db->wq_mu);
+        db->wq_head = last->next;
+        if (!db->wq_head)
+            db->wq_tail = NULL;
+        for (kv_writer_t *x = w, *next;; x = next) {
+            next = x->next;
+            x->rv = rv;
+            x->done = 1;
+            if (x != w)
+                pthread_cond_signal(&x->cv);
+            if (x == last)
+                break;
+        }
+        if (db->wq_head)
+            pthread_cond_signal(&db->wq_head->cv);
+    }
+    pthread_mutex_unlock(&db->wq_mu);
+    pthread_cond_destroy(&w->cv);
+}
+
+/* The one write path: a plain write lines up in this process's write
+ * queue and, at the front, writes for itself and the plain writers behind
+ * it; a write that must check the state first (a condition, a delete
+ * returning the old value) appends alone and needs no queue: the log lock
+ * orders it against everyone.  Either way: lock, catch up, check, rotate,
+ * append, apply, unlock; then sync.  For a delete, old receives the value
+ * it removed. */
 static apr_status_t do_write(kv_db_t *db, wkind_e kind, wal_rec_t *rec,
                              const char *key, size_t klen,
                              const kv_write_opts_t *o, apr_pool_t *pool,
@@ -961,45 +1009,10 @@ static apr_status_t do_write(kv_db_t *db, wkind_e kind, wal_rec_t *rec,
     kv_writer_t w = { .rec = rec, .kind = kind, .key = key, .klen = klen, .o = o,
                       .pool = pool, .old = old };
     w.plain = kind == W_BATCH || blind || (kind == W_PUT && (!o || o->cond == KV_IF_ANY));
-    pthread_cond_init(&w.cv, NULL);
-    pthread_mutex_lock(&db->wq_mu);
-    if (db->wq_tail)
-        db->wq_tail->next = &w;
+    if (!w.plain)
+        w.rv = write_group(db, &w, &w);
     else
-        db->wq_head = &w;
-    db->wq_tail = &w;
-    while (!w.done && db->wq_head != &w)
-        pthread_cond_wait(&w.cv, &db->wq_mu);
-    if (!w.done) {
-        /* At the front: take the plain writers queued behind, in order. */
-        kv_writer_t *last = &w;
-        size_t bytes = rec->len;
-        size_t cap = bytes <= GROUP_SMALL_BYTES ? bytes + GROUP_SMALL_BYTES : GROUP_MAX_BYTES;
-        while (w.plain && last->next && last->next->plain
-               && bytes + last->next->rec->len <= cap) {
-            last = last->next;
-            bytes += last->rec->len;
-        }
-        pthread_mutex_unlock(&db->wq_mu);
-        apr_status_t rv = write_group(db, &w, last);
-        pthread_mutex_lock(&db->wq_mu);
-        db->wq_head = last->next;
-        if (!db->wq_head)
-            db->wq_tail = NULL;
-        for (kv_writer_t *x = &w, *next;; x = next) {
-            next = x->next;
-            x->rv = rv;
-            x->done = 1;
-            if (x != &w)
-                pthread_cond_signal(&x->cv);
-            if (x == last)
-                break;
-        }
-        if (db->wq_head)
-            pthread_cond_signal(&db->wq_head->cv);
-    }
-    pthread_mutex_unlock(&db->wq_mu);
-    pthread_cond_destroy(&w.cv);
+        queue_write(db, &w);
     apr_status_t rv = w.rv;
     if (rv) {
         if (syncing)

@@ -96,9 +96,9 @@ struct kv_db_t {
     char *rbuf;             /* state_mu: replay read buffer */
     size_t rbuf_cap;
 
-    /* The write queue (wq_mu): this process's writers line up; the one at
-     * the front takes the log lock and appends its record and the plain
-     * records queued behind it in one pwrite. */
+    /* The write queue (wq_mu): this process's plain writers line up; the
+     * one at the front takes the log lock and appends its record and those
+     * queued behind it in one pwrite. */
     pthread_mutex_t wq_mu;
     kv_writer_t *wq_head, *wq_tail;
 
