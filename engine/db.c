@@ -902,9 +902,9 @@ static apr_pool_t *scratch_pool(void)
     return p;
 }
 
-/* Writes queued behind a plain one join its append up to this many bytes
- * (a little more than the first record, so small writes do not wait for
- * a large one to be copied), as LevelDB groups its writers. */
+/* Writes queued behind the front one join its append up to this many
+ * bytes (a little more than the first record, so small writes do not wait
+ * for a large one to be copied), as LevelDB groups its writers. */
 #define GROUP_MAX_BYTES ((size_t)1 << 20)
 #define GROUP_SMALL_BYTES ((size_t)128 << 10)
 
@@ -916,7 +916,7 @@ static apr_status_t write_group(kv_db_t *db, kv_writer_t *w, kv_writer_t *last)
     apr_status_t rv = log_lock(db);
     if (rv)
         return rv;
-    if (!w->plain && w->kind != W_BATCH) {
+    if (!w->plain) {
         /* The current value goes into the caller's pool when it wants the
          * old value back, else into this thread's scratch pool. */
         apr_pool_t *tmp = w->old && w->pool ? w->pool : scratch_pool();
@@ -962,6 +962,10 @@ static void queue_write(kv_db_t *db, kv_writer_t *w)
         kv_writer_t *last = w;
         size_t bytes = w->rec->len;
         size_t cap = bytes <= GROUP_SMALL_BYTES ? bytes + GROUP_SMALL_BYTES : GROUP_MAX_BYTES;
+        /* A group lands in the memtable whole: keep it to a quarter of it. */
+        size_t quarter = db->opts.memtable_bytes / 4;
+        if (cap > quarter)
+            cap = quarter > bytes ? quarter : bytes;
         while (last->next && bytes + last->next->rec->len <= cap) {
             last = last->next;
             bytes += last->rec->len;
