@@ -38,6 +38,18 @@ static void build(const char *path, unsigned n, sst_meta_t *meta)
     build_with(path, n, meta, CODEC_NONE);
 }
 
+/* Damage the file: flip the bits of mask in the byte at off. */
+static void flip_byte(const char *path, off_t off, char mask)
+{
+    int fd = open(path, O_RDWR);
+    cr_assert(fd >= 0);
+    char byte;
+    cr_assert_eq(pread(fd, &byte, 1, off), 1);
+    byte ^= mask;
+    cr_assert_eq(pwrite(fd, &byte, 1, off), 1);
+    close(fd);
+}
+
 Test(sst, roundtrip_many_blocks)
 {
     char path[4096];
@@ -273,12 +285,7 @@ Test(sst, compressed_files_read_back_smaller)
         sst_iter_free(it);
         sst_unref(t);
         /* Damage inside the first data block. */
-        int fd = open(path, O_RDWR);
-        char byte;
-        cr_assert_eq(pread(fd, &byte, 1, 100), 1);
-        byte ^= 0x20;
-        cr_assert_eq(pwrite(fd, &byte, 1, 100), 1);
-        close(fd);
+        flip_byte(path, 100, 0x20);
         cr_assert_eq(sst_open(&t, path, 11 + c), APR_SUCCESS);
         cr_assert_eq(sst_verify(t), KV_CORRUPT);
         sst_unref(t);
@@ -355,13 +362,7 @@ Test(sst, mapped_damage_is_corruption)
     sst_meta_t meta;
     build(path, 2000, &meta);
     sst_meta_free(&meta);
-    int fd = open(path, O_RDWR);
-    cr_assert(fd >= 0);
-    char c;
-    cr_assert_eq(pread(fd, &c, 1, 100), 1);
-    c ^= 0x40;
-    cr_assert_eq(pwrite(fd, &c, 1, 100), 1);
-    close(fd);
+    flip_byte(path, 100, 0x40);
     apr_status_t load_rv;
     sst_t *t;
     cr_assert_eq(sst_open_lazy(&t, path, 22, (uint64_t)1 << 30, &load_rv), APR_SUCCESS);
