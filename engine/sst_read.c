@@ -39,7 +39,8 @@ struct sst {
     uint64_t number, file_bytes, entries;
     uint64_t data_end;     /* where the data blocks end (the index starts) */
     uint64_t map_limit;    /* the opener's mapping budget (0: never map) */
-    const char *map;       /* the data blocks mapped, or NULL: pread them */
+    const char *map;       /* the data blocks mapped, or NULL: pread them
+                              (atomic: set once, by sst_try_map) */
     char *index;           /* index block body */
     blk_t *blocks;
     uint32_t nblocks;
@@ -76,7 +77,7 @@ static uint64_t mapped_total;
 
 int sst_mapped(const sst_t *t)
 {
-    return t->map != NULL;
+    return __atomic_load_n(&t->map, __ATOMIC_ACQUIRE) != NULL;
 }
 
 uint64_t sst_mapped_bytes(void)
@@ -85,15 +86,18 @@ uint64_t sst_mapped_bytes(void)
 }
 
 /* Map the data blocks if the budget has room for all of them; otherwise
- * (or if mmap fails) the file is read with pread, as ever.  Fault builds
- * never map: their injected read errors live in the pread path. */
+ * (or if mmap fails) the file is read with pread, as ever.  Tried when the
+ * file loads and again by reads while it is not mapped (sst_map_late), so
+ * room that compaction frees goes to the files in use.  Caller holds
+ * load_mu.  Fault builds never map: their injected read errors live in
+ * the pread path. */
 static void sst_try_map(sst_t *t)
 {
 #ifdef KV_FAULT_INJECT
     (void)t;
 #else
     uint64_t len = t->data_end, cur = __atomic_load_n(&mapped_total, __ATOMIC_RELAXED);
-    if (!t->map_limit || len <= SST_HEADER || len > SIZE_MAX)
+    if (!t->map_limit || t->map || len <= SST_HEADER || len > SIZE_MAX)
         return;
     do {
         if (cur + len > t->map_limit)
@@ -107,8 +111,22 @@ static void sst_try_map(sst_t *t)
     }
     /* Point lookups touch one block: no read-ahead around it. */
     madvise(m, (size_t)len, MADV_RANDOM);
-    t->map = m;
+    __atomic_store_n(&t->map, (const char *)m, __ATOMIC_RELEASE);
 #endif
+}
+
+/* For a read of a file that is not mapped but may be: map it now if the
+ * budget has room (a look at the counter, no lock, when it has none) and
+ * nobody else is loading or mapping it.  Returns the mapping or NULL. */
+static const char *sst_map_late(sst_t *t)
+{
+    if (!t->map_limit
+        || __atomic_load_n(&mapped_total, __ATOMIC_RELAXED) + t->data_end > t->map_limit
+        || pthread_mutex_trylock(&t->load_mu) != 0)
+        return NULL;
+    sst_try_map(t);
+    pthread_mutex_unlock(&t->load_mu);
+    return __atomic_load_n(&t->map, __ATOMIC_ACQUIRE);
 }
 
 /* Drop what a load read, so a failed load can be tried again. */
@@ -316,18 +334,21 @@ static apr_status_t grow(char **buf, size_t *cap, int *own, size_t need)
 
 /* Point *p at the stored body of data block bi, its CRC checked, reading
  * it (and, with ahead, the blocks after it) unless the window holds it. */
-static apr_status_t stored_at(const sst_t *t, uint32_t bi, rbuf_t *rb, int ahead,
+static apr_status_t stored_at(sst_t *t, uint32_t bi, rbuf_t *rb, int ahead,
                               const char **p)
 {
     const blk_t *b = &t->blocks[bi];
     size_t need = (size_t)b->len + SST_TRAILER;
-    if (t->map) {
+    const char *map = __atomic_load_n(&t->map, __ATOMIC_ACQUIRE);
+    if (!map && t->map_limit)
+        map = sst_map_late(t);
+    if (map) {
         /* The window is the whole mapping (the load checked that the
          * blocks tile [header, data_end)). */
-        if (rb->win != t->map) {
+        if (rb->win != map) {
             if (rb->win_own)
                 free(rb->win);
-            rb->win = (char *)t->map;
+            rb->win = (char *)map;
             rb->win_own = 0;
             rb->woff = 0;
             rb->wlen = rb->wcap = (size_t)t->data_end;
@@ -371,7 +392,7 @@ static apr_status_t stored_at(const sst_t *t, uint32_t bi, rbuf_t *rb, int ahead
 
 /* Point *p at data block bi's entries, *n bytes of them, checked and
  * decompressed (into rb->out) if the file is compressed. */
-static apr_status_t block_at(const sst_t *t, uint32_t bi, rbuf_t *rb, int ahead,
+static apr_status_t block_at(sst_t *t, uint32_t bi, rbuf_t *rb, int ahead,
                              const char **p, size_t *n)
 {
     const char *q;

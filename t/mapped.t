@@ -51,10 +51,20 @@ ok t_cmp($wrong, 0, 'every key reads its newest value, deleted keys 404');
 ok t_cmp(scalar(grep { $_ ne 'none' } keys %pids) >= 2, 1,
          'answered by several children (' . join(',', sort keys %pids) . ')');
 
-my $st = json_of(req(GET => "$inst->{url}/stats", undef, ua => $ua));
-ok t_cmp($st->{sst_bytes} > $budget ? 1 : 0, 1, "more SST data ($st->{sst_bytes}) than the budget");
-ok t_cmp($st->{sst_mapped_bytes} > 0 ? 1 : 0, 1, "some of it mapped ($st->{sst_mapped_bytes})");
-ok t_cmp($st->{sst_mapped_bytes} <= $budget ? 1 : 0, 1, 'never more than KVLSMMapSize');
+# Each child's figures, through fresh connections: every child that read
+# has mapped files (a file that found no room when it loaded is mapped by
+# a read once compaction frees some), none beyond the budget.
+my (%mapped, $sst_bytes);
+for (1 .. 15) {
+    my $r = req(GET => "$inst->{url}/stats");
+    my $st = json_of($r) or next;
+    $sst_bytes = $st->{sst_bytes};
+    $mapped{ $r->header('X-KVLSM-Pid') // 'none' } = $st->{sst_mapped_bytes};
+}
+my @m = values %mapped;
+ok t_cmp($sst_bytes > $budget ? 1 : 0, 1, "more SST data ($sst_bytes) than the budget");
+ok t_cmp((grep { $_ > 0 } @m) ? 1 : 0, 1, 'children map some of it (' . join(',', @m) . ')');
+ok t_cmp((grep { $_ > $budget } @m) ? 0 : 1, 1, 'no child maps more than KVLSMMapSize');
 
 my $log = do { local $/; open my $fh, '<', "$inst->{dir}/error.log" or die $!; <$fh> };
 ok t_cmp($log, qr/mapped SST bytes 131072/, 'the start-up line names the budget');

@@ -373,3 +373,37 @@ Test(sst, mapped_damage_is_corruption)
     cr_assert_eq(sst_verify(t), KV_CORRUPT);
     sst_unref(t);
 }
+
+/* A file that found no room when it loaded is mapped by a later read once
+ * room is freed (compaction retiring a mapped file, say), so the budget
+ * goes to the files in use. */
+Test(sst, room_freed_later_goes_to_files_in_use)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/000023.sst", dir);
+    sst_meta_t meta;
+    build(path, 1000, &meta);
+    sst_meta_free(&meta);
+    apr_status_t load_rv;
+    sst_t *first, *second;
+    cr_assert_eq(sst_open_lazy(&first, path, 23, 0, &load_rv), APR_SUCCESS);
+    sst_unref(first);
+    cr_assert_eq(sst_open_lazy(&first, path, 23, (uint64_t)1 << 20, &load_rv), APR_SUCCESS);
+    cr_assert(sst_mapped(first));
+    uint64_t one = sst_mapped_bytes();
+    /* Room for one file only: the second loads unmapped. */
+    cr_assert_eq(sst_open_lazy(&second, path, 23, one + one / 2, &load_rv), APR_SUCCESS);
+    cr_assert_not(sst_mapped(second));
+    kv_ent_t e;
+    cr_assert_eq(sst_get(second, TU_STR("k00000010"), pool, &e), APR_SUCCESS);
+    cr_assert_not(sst_mapped(second), "no room yet");
+    sst_unref(first);
+    cr_assert_eq(sst_mapped_bytes(), 0);
+    cr_assert_eq(sst_get(second, TU_STR("k00000010"), pool, &e), APR_SUCCESS);
+    cr_assert(sst_mapped(second), "the read took the freed room");
+    cr_assert_eq(sst_mapped_bytes(), one);
+    cr_assert_eq(sst_get(second, TU_STR("k00001998"), pool, &e), APR_SUCCESS);
+    cr_assert_eq(e.seq, 100 + 999);
+    sst_unref(second);
+    cr_assert_eq(sst_mapped_bytes(), 0);
+}
