@@ -85,11 +85,12 @@ fault-test:
 
 # The engine tests under Valgrind memcheck.  Criterion counts a worker that
 # valgrind found errors in as passed, so its logs decide (workers killed on
-# purpose by the crash tests leave no summary).
+# purpose by the crash tests leave no summary); tools/criterion.supp names
+# the one leak of Criterion's own runner.
 valgrind: $(ENGINE_TESTS)
 	@rm -rf build/valgrind && mkdir -p build/valgrind
 	valgrind --trace-children=yes --leak-check=full --errors-for-leak-kinds=definite \
-	    --log-file=build/valgrind/%p.log $(ENGINE_TESTS) -j2
+	    --suppressions=tools/criterion.supp --log-file=build/valgrind/%p.log $(ENGINE_TESTS) -j2
 	@bad=$$(grep -l "ERROR SUMMARY: [1-9]" build/valgrind/*.log || true); \
 	 echo "valgrind: $$(ls build/valgrind | wc -l) processes checked, $$(echo $$bad | wc -w) with errors"; \
 	 for f in $$bad; do cat $$f; done; test -z "$$bad"
