@@ -6,9 +6,8 @@
  *   log lock (robust mutex in SHM) -> flush_mu -> FLUSH flock (FLUSHLOCK)
  *   -> state_mu -> rw (writer side only for pointer swaps)
  * sync_mu and bg_mu are leaves: nothing else is taken while holding them
- * except a brief read lock of rw.  wq_mu (the write queue) is taken before
- * the log lock or not at all while anything else is held, and released
- * before the log lock is taken. */
+ * except a brief read lock of rw.  wq_mu (the write queue) is held only to
+ * join, wait in or leave the queue, never together with another lock. */
 #ifndef KV_DB_IMPL_H
 #define KV_DB_IMPL_H
 

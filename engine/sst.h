@@ -49,9 +49,11 @@ apr_status_t sst_open(sst_t **t, const char *path, uint64_t number);
  * store can take a new file into its view while reads of it fail. */
 apr_status_t sst_open_lazy(sst_t **t, const char *path, uint64_t number,
                            uint64_t map_limit, apr_status_t *load_rv);
-/* map_limit: once loaded, the file's data blocks are read through a
- * read-only mapping if that keeps every mapped SST of this process within
- * map_limit bytes (0: never); otherwise with pread.  sst_open never maps. */
+/* map_limit: the file's data blocks are read through a read-only mapping
+ * if that keeps every mapped SST of this process within map_limit bytes
+ * (0: never) -- tried when it loads, and by reads while it is not mapped,
+ * so room freed later is used; otherwise with pread.  sst_open never
+ * maps. */
 int sst_mapped(const sst_t *t);
 uint64_t sst_mapped_bytes(void);   /* this process's mapped SST bytes */
 void sst_ref(sst_t *t);

@@ -38,6 +38,15 @@ static void build(const char *path, unsigned n, sst_meta_t *meta)
     build_with(path, n, meta, CODEC_NONE);
 }
 
+/* Build NNNNNN.sst (n entries) in the test directory; path receives its name. */
+static void build_numbered(char *path, size_t size, unsigned number, unsigned n)
+{
+    snprintf(path, size, "%s/%06u.sst", dir, number);
+    sst_meta_t meta;
+    build(path, n, &meta);
+    sst_meta_free(&meta);
+}
+
 /* Damage the file: flip the bits of mask in the byte at off. */
 static void flip_byte(const char *path, off_t off, char mask)
 {
@@ -299,10 +308,7 @@ Test(sst, compressed_files_read_back_smaller)
 Test(sst, mapped_reads_answer_as_pread_and_release_their_budget)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/000021.sst", dir);
-    sst_meta_t meta;
-    build(path, 4000, &meta);
-    sst_meta_free(&meta);
+    build_numbered(path, sizeof path, 21, 4000);
     apr_status_t load_rv;
     sst_t *small, *mapped;
     cr_assert_eq(sst_open_lazy(&small, path, 21, 4096, &load_rv), APR_SUCCESS);
@@ -358,10 +364,7 @@ Test(sst, mapped_reads_answer_as_pread_and_release_their_budget)
 Test(sst, mapped_damage_is_corruption)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/000022.sst", dir);
-    sst_meta_t meta;
-    build(path, 2000, &meta);
-    sst_meta_free(&meta);
+    build_numbered(path, sizeof path, 22, 2000);
     flip_byte(path, 100, 0x40);
     apr_status_t load_rv;
     sst_t *t;
@@ -380,10 +383,7 @@ Test(sst, mapped_damage_is_corruption)
 Test(sst, room_freed_later_goes_to_files_in_use)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/000023.sst", dir);
-    sst_meta_t meta;
-    build(path, 1000, &meta);
-    sst_meta_free(&meta);
+    build_numbered(path, sizeof path, 23, 1000);
     apr_status_t load_rv;
     sst_t *first, *second;
     cr_assert_eq(sst_open_lazy(&first, path, 23, 0, &load_rv), APR_SUCCESS);
