@@ -456,6 +456,16 @@ int kvh_engine_error(request_rec *r, apr_status_t rv, const char *what,
         return kvh_send_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE, "key or value too large", key, klen);
     if (rv == KV_CLOSED)
         return kvh_send_error(r, HTTP_SERVICE_UNAVAILABLE, "store unavailable", key, klen);
+    if (rv == KV_SYNCFAIL) {
+        /* The disk lost writes it had taken: nothing more is written until
+         * every child has let go of the store (a full restart). */
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, APLOGNO(10909)
+                      "kvlsm: %s refused: %s; restart Apache once the disk is sound",
+                      what, kv_strerror(rv, buf, sizeof buf));
+        return kvh_send_error(r, HTTP_SERVICE_UNAVAILABLE,
+                              "the store's disk failed a sync; writes are refused until it is restarted",
+                              key, klen);
+    }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, APLOGNO(10908)
                   "kvlsm: %s failed: %s", what, kv_strerror(rv, buf, sizeof buf));
     return kvh_send_error(r, HTTP_INTERNAL_SERVER_ERROR,

@@ -393,7 +393,7 @@ apr_status_t compact_once(kv_db_t *db, int *did)
     *did = 1;
 refresh:
     apr_thread_mutex_lock(db->state_mu);
-    rv = db_refresh_manifest(db, 0);
+    rv = catchup_refresh_manifest(db, 0);
     apr_thread_mutex_unlock(db->state_mu);
 out:
     mf_free(&outs);

@@ -1,13 +1,21 @@
-/* db_impl.h -- the engine's internal state, shared by db.c (open, writes,
- * log replay), version.c (file sets and lookups), flush.c (the background
- * thread, memtable flushes) and compact.c.  Not part of the public API.
+/* db_impl.h -- the engine's internal state and the interfaces between its
+ * layers.  Not part of the public API.  From the top down (a file calls
+ * only into files below it):
+ *   db.c       the facade: open/close, get/put/delete/batch, stats
+ *   write.c    the write path: queue, log lock, append, rotation
+ *   flush.c compact.c   the background thread, flushes, compactions
+ *   commit.c   durability: group commit against the synced end
+ *   catchup.c  keeping level with the shared log and the manifest
+ *   version.c  file sets and point lookups
+ *   logfile.c replay.c wal.c sst_*.c memtable.c manifest.c shm.c fileio.c
  *
  * Locks, always taken in this order (docs/DESIGN.md explains why):
  *   log lock (robust mutex in SHM) -> flush_mu -> FLUSH flock (FLUSHLOCK)
  *   -> state_mu -> rw (writer side only for pointer swaps)
- * sync_mu and bg_mu are leaves: nothing else is taken while holding them
- * except a brief read lock of rw.  wq_mu (the write queue) is held only to
- * join, wait in or leave the queue, never together with another lock. */
+ * sync_mu, fsync_mu and bg_mu are leaves: nothing else is taken while
+ * holding them except a brief read lock of rw or state_mu.  wq_mu (the
+ * write queue) is held only to join, wait in or leave the queue, never
+ * together with another lock. */
 #ifndef KV_DB_IMPL_H
 #define KV_DB_IMPL_H
 
@@ -24,18 +32,12 @@
 #include "sst.h"
 #include "wal.h"
 #include "shm.h"
+#include "logfile.h"
+#include "replay.h"
 
 #define ATOMIC_LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define ATOMIC_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define STAT_ADD(db, field, n) __atomic_fetch_add(&(db)->st.field, (n), __ATOMIC_RELAXED)
-
-/* An open log file; reference counted because versions and syncing
- * writers hold on to it after a rotation. */
-typedef struct {
-    int refs;
-    int fd;
-    uint64_t number;
-} wal_file_t;
 
 /* A writer waiting in the write queue (db.c): what it writes, and what
  * the writer at the front, who appends for it, hands back. */
@@ -76,24 +78,25 @@ struct kv_db_t {
     kv_options_t opts;
     int lock_fd;            /* LOCK: serialises creating the directory and SHM */
     int flock_fd;           /* FLUSHLOCK: flushes, compactions, manifest */
-    shm_handle_t shm;       /* the log lock and the commit counter */
-    uint64_t seen_commits;  /* the commit count this process has replayed */
+    shm_handle_t shm;       /* the log lock, the published and synced ends */
     apr_thread_mutex_t *flush_mu, *state_mu, *sync_mu, *bg_mu;
+    pthread_mutex_t fsync_mu;   /* serialises this process's log syncs (log_sync) */
     apr_thread_cond_t *sync_cv, *bg_cv;
     apr_thread_cond_t *flushed_cv;  /* bg_mu: broadcast after each flush */
     apr_thread_rwlock_t *rw;
     version_t *current;     /* swapped under rw (write) and state_mu */
 
-    /* Replay position in current->log; written under state_mu, read
-     * without it (atomics) by the cheap "am I behind?" check. */
-    uint64_t applied_off;
-    uint64_t visible_seq;   /* every entry <= this is fully applied */
-    uint64_t cur_log_no;
-    uint64_t last_seq;      /* state_mu */
+    /* How far this process's memtables reflect the shared log: a
+     * published position (logpos) in current->log.  Written under
+     * state_mu, read without it (atomic) by the cheap "am I behind?"
+     * check against the published end. */
+    uint64_t applied;
+    uint64_t visible_seq;   /* every entry <= this is applied and published */
+    uint64_t last_seq;      /* state_mu: newest entry applied (may run ahead
+                               of `applied` inside a record an apply failed in) */
     ino_t mf_ino;           /* state_mu: identity of the manifest loaded */
     int mf_fd;              /* state_mu: kept open so the inode stays unique */
-    char *rbuf;             /* state_mu: replay read buffer */
-    size_t rbuf_cap;
+    replay_buf_t rbuf;      /* state_mu: catch-up read buffer */
 
     /* The write queue (wq_mu): this process's plain writers line up; the
      * one at the front takes the log lock and appends its record and those
@@ -106,7 +109,6 @@ struct kv_db_t {
     int sync_waiting;          /* writers in sync_list (sync_mu) */
     struct sync_waiter *sync_list; /* writers waiting for a sync not yet covered (sync_mu) */
     int sync_inflight;         /* KV_SYNC_ALWAYS writers between entry and durable (atomic) */
-    uint64_t synced_log, synced_off;
     int dirty;              /* bg_mu: unsynced writes of this process */
 
     /* Background thread (bg_mu). */
@@ -121,19 +123,44 @@ struct kv_db_t {
 };
 
 /* ---- db.c ---- */
-void wal_file_unref(wal_file_t *w);
-/* Replay whatever the log holds beyond applied_off.  Caller holds
- * state_mu.  A writer (holding the WRITE lock) also truncates a torn tail
- * and creates a missing next log. */
-apr_status_t db_catch_up(kv_db_t *db, int writer);
+uint64_t db_now(void);
+
+/* ---- write.c ---- */
+typedef enum { W_PUT, W_DEL, W_BATCH } wkind_e;
+/* Write w (and, for a plain write, the plain writers queued behind it):
+ * the log lock, catching up to the published end, the check a condition
+ * or a delete needs, a rotation if due, one append, publish.  Sets w->rv,
+ * and on success w->first, w->log_no, w->end. */
+void write_submit(kv_db_t *db, kv_writer_t *w);
+/* Free the calling thread's scratch pool (the closing thread's; other
+ * threads' go when they exit). */
+void write_scratch_release(void);
+/* Seal the current log now (kv_db_flush), under the log lock. */
+apr_status_t write_rotate_now(kv_db_t *db);
+/* First opener after every process had gone: find the end. */
+apr_status_t write_recover(kv_db_t *db);
+
+/* ---- commit.c ---- */
+/* Wait until the record ending at (log, end) is on stable storage. */
+apr_status_t commit_wait_durable(kv_db_t *db, uint64_t log, uint64_t end);
+/* Background sync for KV_SYNC_INTERVAL. */
+void commit_sync_dirty(kv_db_t *db);
+
+/* ---- catchup.c ---- */
+/* Come level with the published end `target` (a logpos): replay what
+ * other processes appended, follow published rotations.  Caller holds
+ * state_mu.  Never reads past the target. */
+apr_status_t catchup_to(kv_db_t *db, uint64_t target);
+/* For readers: replay if behind the published end (one atomic load when
+ * level; state_mu otherwise). */
+apr_status_t catchup_if_behind(kv_db_t *db);
+/* Apply a writer's own records (buf[0..len), at published position
+ * `at`) to the memtable.  state_mu held. */
+apr_status_t catchup_apply_own(kv_db_t *db, const char *buf, size_t len, uint64_t at);
 /* Load the manifest if it changed (or force), install a version with its
  * SSTs, drop sealed memtables it covers.  Caller holds state_mu. */
-apr_status_t db_refresh_manifest(kv_db_t *db, int force);
-uint64_t db_now(void);
+apr_status_t catchup_refresh_manifest(kv_db_t *db, int force);
 void db_report_corruption(kv_db_t *db, uint64_t number, const char *ext, uint64_t offset);
-/* For readers: replay if the log grew since we last looked (no lock
- * unless behind). */
-apr_status_t db_catch_up_if_behind(kv_db_t *db);
 
 /* ---- version.c ---- */
 void version_ref(version_t *v);
@@ -168,7 +195,6 @@ int flush_waiting(kv_db_t *db, const manifest_t *m);
 apr_status_t flush_remove_orphans(kv_db_t *db);
 apr_status_t flush_lock(kv_db_t *db, int wait);
 void flush_unlock(kv_db_t *db);
-void db_sync_dirty(kv_db_t *db);
 
 /* ---- compact.c ---- */
 /* One compaction step if any level is over its target; *did says so.

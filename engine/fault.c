@@ -300,3 +300,88 @@ int fault_read_error(int fd)
     errno = EIO;
     return 1;
 }
+
+/* ---- errors on demand ---- */
+
+static struct {
+    int on, op, err, die;
+    char ext[16];
+    uint64_t nth, count, seen;
+    size_t partial;
+} rule;
+static pthread_mutex_t rule_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void fault_fail(int op, const char *ext, uint64_t nth, uint64_t count, int err,
+                size_t partial, int die)
+{
+    pthread_mutex_lock(&rule_mu);
+    rule.on = 1;
+    rule.op = op;
+    snprintf(rule.ext, sizeof rule.ext, "%s", ext ? ext : "");
+    rule.nth = nth ? nth : 1;
+    rule.count = count;
+    rule.seen = 0;
+    rule.err = err;
+    rule.partial = partial;
+    rule.die = die;
+    pthread_mutex_unlock(&rule_mu);
+}
+
+void fault_clear(void)
+{
+    pthread_mutex_lock(&rule_mu);
+    rule.on = 0;
+    pthread_mutex_unlock(&rule_mu);
+}
+
+uint64_t fault_seen(void)
+{
+    pthread_mutex_lock(&rule_mu);
+    uint64_t n = rule.seen;
+    pthread_mutex_unlock(&rule_mu);
+    return n;
+}
+
+static int name_ends(int fd, const char *path, const char *ext)
+{
+    char buf[PATH_MAX];
+    if (!*ext)
+        return 1;
+    if (fd >= 0) {
+        char link[64];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, buf, sizeof buf - 1);
+        if (n <= 0)
+            return 0;
+        buf[n] = '\0';
+        path = buf;
+    }
+    if (!path)
+        return 0;
+    size_t pl = strlen(path), el = strlen(ext);
+    return pl >= el && strcmp(path + pl - el, ext) == 0;
+}
+
+int fault_check(int op, int fd, const char *path, size_t *partial)
+{
+    pthread_mutex_lock(&rule_mu);
+    int err = 0;
+    if (rule.on && rule.op == op && name_ends(fd, path, rule.ext)) {
+        uint64_t n = ++rule.seen;
+        if (n >= rule.nth && (rule.count == 0 || n < rule.nth + rule.count)) {
+            err = rule.err ? rule.err : EIO;
+            if (partial)
+                *partial = rule.partial;
+            if (rule.die) {
+                if (op == FAULT_WRITE && rule.partial) {
+                    /* The caller writes the partial bytes, then dies. */
+                    pthread_mutex_unlock(&rule_mu);
+                    return -1;
+                }
+                _exit(FAULT_EXIT);
+            }
+        }
+    }
+    pthread_mutex_unlock(&rule_mu);
+    return err;
+}

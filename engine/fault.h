@@ -13,7 +13,11 @@
  *
  * Read errors: a pread on an .sst file fails with EIO while a file named
  * FAULT-EIO exists in the same directory (SSTs are only ever read with
- * pread, in every build). */
+ * pread, in every build).
+ *
+ * Errors on demand: fault_fail makes one chosen operation fail with a
+ * chosen errno (a short write first writes some of its bytes), or makes
+ * the process die inside it, holding whatever locks it holds. */
 #ifndef KV_FAULT_H
 #define KV_FAULT_H
 
@@ -30,6 +34,23 @@ void fault_power_arm(const char *dir, uint64_t after);
 uint64_t fault_ops(void);
 /* Cut the power now. */
 void fault_power_cut(void) __attribute__((noreturn));
+
+enum { FAULT_WRITE, FAULT_SYNC, FAULT_OPEN, FAULT_TRUNCATE, FAULT_SYNC_DIR, FAULT_APPLY };
+
+/* From now on, the nth (1: the next) operation of kind op on a file whose
+ * name ends in ext (NULL: any file) fails with err, and so do the `count`
+ * - 1 matching operations after it (count 0: every one from the nth on).
+ * A write first writes `partial` of its bytes.  die: instead of failing,
+ * _exit(FAULT_EXIT) inside the operation (after the partial bytes).
+ * One rule at a time per process; fault_clear removes it. */
+void fault_fail(int op, const char *ext, uint64_t nth, uint64_t count, int err,
+                size_t partial, int die);
+void fault_clear(void);
+/* Matching operations of the rule seen so far. */
+uint64_t fault_seen(void);
+/* The hook: 0 to go ahead, else the errno to fail with (*partial: bytes
+ * to write first), or -1: write the partial bytes, then _exit(FAULT_EXIT).  fd or path names the file (fd < 0: path). */
+int fault_check(int op, int fd, const char *path, size_t *partial);
 
 /* Hooks called by fileio.c (fault builds only).  fault_enter counts one
  * operation (and may cut the power) and holds the layer's lock until

@@ -59,8 +59,33 @@ static apr_status_t pwrite_full(int fd, const char *p, size_t n, uint64_t off)
     return APR_SUCCESS;
 }
 
+apr_status_t fio_open(const char *path, int flags, int mode, int *fd)
+{
+#ifdef KV_FAULT_INJECT
+    int err = fault_check(FAULT_OPEN, -1, path, NULL);
+    if (err)
+        return APR_FROM_OS_ERROR(err);
+#endif
+    *fd = open(path, flags, mode);
+    return *fd < 0 ? APR_FROM_OS_ERROR(errno) : APR_SUCCESS;
+}
+
 apr_status_t fio_pwrite_full(int fd, const void *buf, size_t n, uint64_t off)
 {
+#ifdef KV_FAULT_INJECT
+    size_t partial = 0;
+    int err = fault_check(FAULT_WRITE, fd, NULL, &partial);
+    if (err) {
+        /* A short write: some bytes land, then the error. */
+        if (partial > n)
+            partial = n;
+        if (partial)
+            pwrite_full(fd, buf, partial, off);
+        if (err < 0)
+            _exit(FAULT_EXIT);
+        return APR_FROM_OS_ERROR(err);
+    }
+#endif
     FAULT(fault_enter());
     FAULT(fault_before_write(fd, off));
     apr_status_t rv = pwrite_full(fd, buf, n, off);
@@ -71,6 +96,11 @@ apr_status_t fio_pwrite_full(int fd, const void *buf, size_t n, uint64_t off)
 apr_status_t fio_fdatasync(int fd)
 {
     apr_status_t rv = APR_SUCCESS;
+#ifdef KV_FAULT_INJECT
+    int err = fault_check(FAULT_SYNC, fd, NULL, NULL);
+    if (err)
+        return APR_FROM_OS_ERROR(err);
+#endif
     FAULT(fault_enter());
     while (fdatasync(fd) < 0) {
         if (errno != EINTR) {
@@ -87,6 +117,11 @@ apr_status_t fio_fdatasync(int fd)
 apr_status_t fio_truncate(int fd, uint64_t size)
 {
     apr_status_t rv = APR_SUCCESS;
+#ifdef KV_FAULT_INJECT
+    int err = fault_check(FAULT_TRUNCATE, fd, NULL, NULL);
+    if (err)
+        return APR_FROM_OS_ERROR(err);
+#endif
     FAULT(fault_enter());
     FAULT(fault_before_truncate(fd));
     while (ftruncate(fd, (off_t)size) < 0) {
@@ -125,6 +160,11 @@ apr_status_t fio_unlink(const char *path)
 
 apr_status_t fio_fsync_dir(const char *dir)
 {
+#ifdef KV_FAULT_INJECT
+    int err = fault_check(FAULT_SYNC_DIR, -1, dir, NULL);
+    if (err)
+        return APR_FROM_OS_ERROR(err);
+#endif
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return APR_FROM_OS_ERROR(errno);

@@ -10,6 +10,8 @@
 #include <sys/types.h>
 #include <apr_errno.h>
 
+/* open(2) as a status (fault builds can make it fail). */
+apr_status_t fio_open(const char *path, int flags, int mode, int *fd);
 /* Read exactly n bytes at off; APR_EOF if the file ends first. */
 apr_status_t fio_pread_full(int fd, void *buf, size_t n, uint64_t off);
 /* Write exactly n bytes at off. */

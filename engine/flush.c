@@ -36,52 +36,51 @@ void flush_unlock(kv_db_t *db)
     apr_thread_mutex_unlock(db->flush_mu);
 }
 
-/* Replay one log file into a scratch memtable.  *sealed: it ends with a
- * rotation record, so no writer will ever append to it again. */
-static apr_status_t load_log(kv_db_t *db, uint64_t number, memtable_t *mt,
-                             int *sealed, uint64_t *max_seq)
+typedef struct {
+    memtable_t *mt;
+    uint64_t *max_seq;
+} load_ctx_t;
+
+static apr_status_t load_cb(void *baton, const wal_view_t *v, uint64_t off, uint64_t end)
+{
+    load_ctx_t *c = baton;
+    size_t bpos = 0;
+    uint32_t idx;
+    kv_ent_t e;
+    int r;
+    (void)off;
+    (void)end;
+    while ((r = wal_batch_next(v, &bpos, &idx, &e)) == 1) {
+        apr_status_t rv = mt_add(c->mt, &e);
+        if (rv)
+            return rv;
+        if (e.seq > *c->max_seq)
+            *c->max_seq = e.seq;
+    }
+    return r < 0 ? KV_CORRUPT : APR_SUCCESS;
+}
+
+/* Replay sealed log `number` into a scratch memtable: every record up to
+ * its rotation record, which must be there (the caller saw the published
+ * end move past this log, and a rotation is published only once its
+ * record is written and synced). */
+static apr_status_t load_log(kv_db_t *db, uint64_t number, memtable_t *mt, uint64_t *max_seq)
 {
     char path[4096];
     fio_name(path, sizeof(path), db->dir, number, "log");
-    *sealed = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return APR_FROM_OS_ERROR(errno);
-    uint64_t size;
-    apr_status_t rv = fio_file_size(fd, &size);
-    char *buf = NULL;
-    if (rv == APR_SUCCESS && size > 0) {
-        if (!(buf = malloc((size_t)size)))
-            rv = APR_ENOMEM;
-        else
-            rv = fio_pread_full(fd, buf, (size_t)size, 0);
-    }
+    replay_buf_t buf = { 0 };
+    load_ctx_t c = { mt, max_seq };
+    replay_t r;
+    apr_status_t rv = replay_log(fd, 0, REPLAY_TO_END, &buf, load_cb, &c, &r);
     close(fd);
-    size_t pos = 0;
-    while (rv == APR_SUCCESS && pos < size) {
-        wal_view_t v;
-        size_t n = wal_decode(buf + pos, (size_t)size - pos, &v);
-        if (n == 0)
-            break;
-        if (v.type == WAL_ROTATE) {
-            *sealed = 1;
-            break;
-        }
-        size_t bpos = 0;
-        uint32_t idx;
-        kv_ent_t e;
-        int r;
-        while ((r = wal_batch_next(&v, &bpos, &idx, &e)) == 1) {
-            if ((rv = mt_add(mt, &e)))
-                break;
-            if (e.seq > *max_seq)
-                *max_seq = e.seq;
-        }
-        if (rv == APR_SUCCESS && r < 0)
-            rv = KV_CORRUPT;
-        pos += n;
+    replay_buf_free(&buf);
+    if (rv == APR_SUCCESS && (!r.rotated || r.next_log != number + 1)) {
+        db_report_corruption(db, number, "log", r.end);
+        rv = KV_CORRUPT;
     }
-    free(buf);
     return rv;
 }
 
@@ -158,17 +157,23 @@ apr_status_t flush_logs_into(kv_db_t *db, manifest_t *m)
 {
     for (;;) {
         uint64_t l = m->log_start, max_seq = m->last_seq;
-        int sealed = 0;
+        /* Only a log the published end has left behind is sealed: an
+         * unpublished rotation record (a rotation that failed half-way)
+         * seals nothing, and its log may still be appended to. */
+        if (l >= logpos_log(shm_end(&db->shm)))
+            return APR_SUCCESS;
+        int sealed = 1;
         apr_status_t rv = APR_SUCCESS;
-        /* This process usually holds log l already, sealed and complete,
-         * as a sealed memtable: flush that rather than read the log again. */
+        /* This process usually holds log l already as a sealed memtable,
+         * which it sealed on reaching the log's rotation record, so it
+         * holds exactly the log's published content: flush that rather
+         * than read the log again. */
         memtable_t *mt = sealed_memtable(db, l, &max_seq);
-        if (mt)
-            sealed = 1;
-        else if (!(mt = mt_create()))
-            return APR_ENOMEM;
-        else
-            rv = load_log(db, l, mt, &sealed, &max_seq);
+        if (!mt) {
+            if (!(mt = mt_create()))
+                return APR_ENOMEM;
+            rv = load_log(db, l, mt, &max_seq);
+        }
         if (rv == APR_SUCCESS && sealed && mt_count(mt) > 0) {
             mf_file_t f;
             if ((rv = write_sst(db, mt, m->next_sst, &f)) == APR_SUCCESS) {
@@ -193,12 +198,10 @@ apr_status_t flush_logs_into(kv_db_t *db, manifest_t *m)
                 STAT_ADD(db, flushes, 1);
             }
         }
-        if (APR_STATUS_IS_ENOENT(rv))
-            rv = APR_SUCCESS;   /* no such log yet */
-        if (rv || !sealed)
+        if (rv)
             return rv;
         apr_thread_mutex_lock(db->state_mu);
-        rv = db_refresh_manifest(db, 0);
+        rv = catchup_refresh_manifest(db, 0);
         apr_thread_mutex_unlock(db->state_mu);
         apr_thread_mutex_lock(db->bg_mu);
         apr_thread_cond_broadcast(db->flushed_cv);
@@ -221,10 +224,7 @@ apr_status_t flush_sealed_logs(kv_db_t *db)
 
 int flush_waiting(kv_db_t *db, const manifest_t *m)
 {
-    char path[4096];
-    /* A log is sealed once the next one exists. */
-    fio_name(path, sizeof(path), db->dir, m->log_start + 1, "log");
-    return access(path, F_OK) == 0;
+    return m->log_start < logpos_log(shm_end(&db->shm));
 }
 
 static int parse_name(const char *name, uint64_t *num, const char *ext)
@@ -277,18 +277,6 @@ apr_status_t flush_remove_orphans(kv_db_t *db)
     return APR_SUCCESS;
 }
 
-/* Background fdatasync for KV_SYNC_INTERVAL. */
-void db_sync_dirty(kv_db_t *db)
-{
-    apr_thread_rwlock_rdlock(db->rw);
-    wal_file_t *w = db->current->log;
-    __atomic_fetch_add(&w->refs, 1, __ATOMIC_RELAXED);
-    apr_thread_rwlock_unlock(db->rw);
-    if (fio_fdatasync(w->fd) == APR_SUCCESS)
-        STAT_ADD(db, syncs, 1);
-    wal_file_unref(w);
-}
-
 /* One round of background work: flush sealed logs, then compact step by
  * step, taking the flush lock for each step so a stalled writer (or
  * another process) gets its turn in between.  Skipped when another
@@ -335,10 +323,10 @@ static void *APR_THREAD_FUNC bg_main(apr_thread_t *t, void *data)
         db->dirty = 0;
         apr_thread_mutex_unlock(db->bg_mu);
         if (dirty)
-            db_sync_dirty(db);
+            commit_sync_dirty(db);
         background_work(db);
         apr_thread_mutex_lock(db->state_mu);
-        if (db_refresh_manifest(db, 0) != APR_SUCCESS)
+        if (catchup_refresh_manifest(db, 0) != APR_SUCCESS)
             STAT_ADD(db, bg_errors, 1);
         apr_thread_mutex_unlock(db->state_mu);
         apr_thread_mutex_lock(db->bg_mu);

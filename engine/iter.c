@@ -252,7 +252,7 @@ apr_status_t kv_iter_open(kv_iter_t **itp, kv_db_t *db, apr_pool_t *pool)
     *itp = NULL;   /* so a caller may kv_iter_close whatever happened */
     if (db->closed)
         return KV_CLOSED;
-    apr_status_t rv = db_catch_up_if_behind(db);
+    apr_status_t rv = catchup_if_behind(db);
     if (rv)
         return rv;
     kv_iter_t *it = apr_pcalloc(pool, sizeof(*it));

@@ -22,6 +22,8 @@ extern "C" {
 #define KV_CONFLICT  (APR_OS_START_USERERR + 7704) /* a write condition did not hold */
 #define KV_INVALID   (APR_OS_START_USERERR + 7705) /* bad argument (empty key, ...) */
 #define KV_CLOSED    (APR_OS_START_USERERR + 7706) /* the handle is closing */
+#define KV_SYNCFAIL  (APR_OS_START_USERERR + 7707) /* a log fdatasync failed: writes are
+                                                      refused until the store is reopened */
 /* Running out of space is reported as APR_ENOSPC (APR_STATUS_IS_ENOSPC),
  * other I/O failures as the operating system's code. */
 
@@ -162,13 +164,19 @@ typedef struct {
     apr_uint64_t wal_bytes;       /* logs not yet flushed */
     apr_uint64_t last_seq;
     apr_uint64_t sst_mapped_bytes; /* SST bytes this process reads through mappings */
-    /* this process's counters since open */
+    /* this process's counters since open (KV_STATS_COUNTERS) */
     apr_uint64_t flushes, compactions, write_stalls, write_stall_us;
     apr_uint64_t gets, sets, dels, batches;
     apr_uint64_t bytes_read, bytes_written;
     apr_uint64_t syncs;
-    apr_uint64_t bg_errors;       /* background flush/compaction failures */
+    apr_uint64_t bg_errors;       /* background flush/compaction/sync failures */
 } kv_stats_t;
+
+/* The counters of kv_stats_t, listed once: X(name) for each. */
+#define KV_STATS_COUNTERS(X) \
+    X(flushes) X(compactions) X(write_stalls) X(write_stall_us) \
+    X(gets) X(sets) X(dels) X(batches) X(bytes_read) X(bytes_written) \
+    X(syncs) X(bg_errors)
 
 apr_status_t kv_db_stats(kv_db_t *db, kv_stats_t *st);
 

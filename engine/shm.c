@@ -1,5 +1,5 @@
 /* shm.c -- attaching to the directory's shared memory and the robust log
- * lock (shm.h). */
+ * lock (shm.h).  What the fields mean is the caller's business. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -11,7 +11,7 @@
 #include "fileio.h"
 
 #define SHM_MAGIC "KVLSMSHM"
-#define SHM_VERSION 1
+#define SHM_VERSION 2
 #define SHM_BYTES 4096
 
 static apr_status_t init_mapping(shm_t *m)
@@ -97,9 +97,17 @@ apr_status_t shm_lock(shm_handle_t *h, int *holder_died)
     *holder_died = 0;
     int rc = pthread_mutex_lock(&h->m->log_mu);
     if (rc == EOWNERDEAD) {
+        /* Not marked consistent here: the caller repairs the log first,
+         * so a repair that fails is never forgotten (shm.h). */
         *holder_died = 1;
-        rc = pthread_mutex_consistent(&h->m->log_mu);
+        rc = 0;
     }
+    return rc ? APR_FROM_OS_ERROR(rc) : APR_SUCCESS;
+}
+
+apr_status_t shm_consistent(shm_handle_t *h)
+{
+    int rc = pthread_mutex_consistent(&h->m->log_mu);
     return rc ? APR_FROM_OS_ERROR(rc) : APR_SUCCESS;
 }
 

@@ -16,10 +16,10 @@ static const struct {
     size_t off;
 } fields[] = {
 #define F(x) { #x, offsetof(kv_stats_t, x) }
+#define C(x) F(x),
     F(sst_files), F(sst_bytes), F(sst_mapped_bytes), F(memtable_bytes), F(wal_bytes), F(last_seq),
-    F(flushes), F(compactions), F(write_stalls), F(write_stall_us),
-    F(gets), F(sets), F(dels), F(batches), F(bytes_read), F(bytes_written),
-    F(syncs), F(bg_errors),
+    KV_STATS_COUNTERS(C)
+#undef C
 #undef F
 };
 #define NFIELDS (sizeof fields / sizeof *fields)

@@ -1,0 +1,567 @@
+/* write.c -- the write path: this process's write queue, the log lock
+ * (and the repair a holder owes after a failure or a dead holder), the
+ * append at the published end, and log rotation.  The protocol and its
+ * invariants are in docs/DESIGN.md ("The published end"); in short:
+ *   - only a log-lock holder appends, at the published end, never at a
+ *     position of its own;
+ *   - the end moves only after the whole append reached the kernel, and a
+ *     failed append is cut back before anything else is appended;
+ *   - a rotation is published whole (record synced, next log created) or
+ *     cut back entirely. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <apr_strings.h>
+#include "db_impl.h"
+#include "fileio.h"
+
+/* ---- repair and recovery ------------------------------------------------ */
+
+/* Cut the log back to the published end: whatever lies past it (a failed
+ * append, a rotation record whose rotation was not published, the next
+ * log such a rotation created) was never published and is nobody's.
+ * Log lock held. */
+static apr_status_t cut_back(kv_db_t *db)
+{
+    uint64_t end = shm_end(&db->shm), n = logpos_log(end);
+    wal_file_t *w;
+    apr_status_t rv = wal_file_open(db, n, 0, &w);
+    if (rv == APR_SUCCESS) {
+        uint64_t size;
+        rv = fio_file_size(w->fd, &size);
+        if (rv == APR_SUCCESS && size > logpos_off(end))
+            rv = fio_truncate(w->fd, logpos_off(end));
+        wal_file_unref(w);
+    }
+    if (rv == APR_SUCCESS) {
+        char path[4096];
+        fio_name(path, sizeof(path), db->dir, n + 1, "log");
+        if (access(path, F_OK) == 0)
+            rv = fio_unlink(path);
+    }
+    return rv;
+}
+
+/* A failure left bytes past the end: cut them now, or make the next
+ * holder do it. */
+static void cut_back_or_flag(kv_db_t *db)
+{
+    if (cut_back(db) != APR_SUCCESS)
+        __atomic_store_n(&db->shm.m->repair, 1, __ATOMIC_RELEASE);
+}
+
+typedef struct {
+    uint64_t last_seq;
+} scan_ctx_t;
+
+static apr_status_t scan_cb(void *baton, const wal_view_t *v, uint64_t off, uint64_t end)
+{
+    scan_ctx_t *c = baton;
+    (void)off;
+    (void)end;
+    if (v->count)
+        c->last_seq = v->first_seq + v->count - 1;
+    return APR_SUCCESS;
+}
+
+/* The mapping is new (nobody had the directory open): the published end
+ * is lost with the old mapping, so find it in the files.  Every whole
+ * record from the manifest's first log on, following rotation records,
+ * is taken as published (none of the writers that could take one back is
+ * alive); a torn tail is cut, and logs past the last are removed.  A
+ * whole record that fails its checksum is damage: refuse. */
+static apr_status_t recover_end(kv_db_t *db)
+{
+    manifest_t m;
+    apr_status_t rv = mf_read(db->dir, &m, NULL, NULL);
+    if (rv)
+        return rv;
+    uint64_t n = m.log_start;
+    mf_free(&m);
+    replay_buf_t buf = { 0 };
+    scan_ctx_t c = { 0 };
+    for (;;) {
+        wal_file_t *w;
+        rv = wal_file_open(db, n, 0, &w);
+        if (APR_STATUS_IS_ENOENT(rv))   /* a rotation whose writer died before creating it */
+            rv = wal_file_open(db, n, 1, &w);
+        if (rv)
+            break;
+        replay_t r;
+        rv = replay_log(w->fd, 0, REPLAY_TO_END, &buf, scan_cb, &c, &r);
+        if (rv == APR_SUCCESS && r.rotated && r.next_log != n + 1)
+            rv = KV_CORRUPT;
+        if (rv == APR_SUCCESS && !r.rotated && r.damaged) {
+            db_report_corruption(db, n, "log", r.end);
+            rv = KV_CORRUPT;
+        }
+        if (rv == APR_SUCCESS && !r.rotated) {
+            uint64_t size;
+            if ((rv = fio_file_size(w->fd, &size)) == APR_SUCCESS && size > r.end)
+                rv = fio_truncate(w->fd, r.end);
+            if (rv == APR_SUCCESS && r.end > logpos_off(UINT64_MAX))
+                rv = KV_CORRUPT;
+            if (rv == APR_SUCCESS) {
+                shm_publish(&db->shm, logpos(n, r.end));
+                shm_raise_synced(&db->shm, logpos(n, r.end));
+            }
+        }
+        wal_file_unref(w);
+        if (rv || !r.rotated)
+            break;
+        n++;
+    }
+    replay_buf_free(&buf);
+    if (rv == APR_SUCCESS)
+        rv = cut_back(db);   /* a next log nobody rotated into */
+    return rv;
+}
+
+/* Take the log lock.  After a dead holder, cut the log back to the
+ * published end before marking the lock consistent; a repair that fails
+ * is left flagged for the next holder, and this write fails. */
+static apr_status_t log_lock(kv_db_t *db)
+{
+    int died;
+    apr_status_t rv = shm_lock(&db->shm, &died);
+    if (rv)
+        return rv;
+    if (died) {
+        rv = cut_back(db);
+        if (rv)
+            __atomic_store_n(&db->shm.m->repair, 1, __ATOMIC_RELEASE);
+        apr_status_t crv = shm_consistent(&db->shm);
+        if (rv || crv) {
+            shm_unlock(&db->shm);
+            return rv ? rv : crv;
+        }
+    }
+    if (__atomic_load_n(&db->shm.m->repair, __ATOMIC_ACQUIRE)) {
+        if ((rv = cut_back(db))) {
+            shm_unlock(&db->shm);
+            return rv;
+        }
+        __atomic_store_n(&db->shm.m->repair, 0, __ATOMIC_RELEASE);
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t write_recover(kv_db_t *db)
+{
+    apr_status_t rv = log_lock(db);
+    if (rv)
+        return rv;
+    if (__atomic_load_n(&db->shm.m->recover, __ATOMIC_ACQUIRE)) {
+        rv = recover_end(db);
+        if (rv == APR_SUCCESS)
+            __atomic_store_n(&db->shm.m->recover, 0, __ATOMIC_RELEASE);
+    }
+    shm_unlock(&db->shm);
+    return rv;
+}
+
+/* Lock, refuse if the store may no longer write, come level with the
+ * published end. */
+static apr_status_t lock_and_catch_up(kv_db_t *db)
+{
+    apr_status_t rv = log_lock(db);
+    if (rv)
+        return rv;
+    if (shm_sync_failed(&db->shm))
+        rv = KV_SYNCFAIL;
+    else if (__atomic_load_n(&db->shm.m->recover, __ATOMIC_ACQUIRE))
+        rv = KV_CORRUPT;   /* recovery failed at open: nothing is published */
+    else {
+        apr_thread_mutex_lock(db->state_mu);
+        rv = catchup_to(db, shm_end(&db->shm));
+        apr_thread_mutex_unlock(db->state_mu);
+    }
+    if (rv)
+        shm_unlock(&db->shm);
+    return rv;
+}
+
+/* ---- rotation ----------------------------------------------------------- */
+
+/* While L0 is full, wait for compaction (this process's or another's)
+ * before starting a new log: writes that outran compaction would
+ * otherwise pile up files every read must probe and every L0 merge must
+ * rewrite.  A handle without a background thread compacts here itself.
+ * Bounded: a compaction that fails (a bad disk) or takes very long must
+ * not stop the store; then writes go on.  Log lock held. */
+#define L0_STOP_MAX_WAIT apr_time_from_sec(2)
+
+static apr_status_t l0_stop(kv_db_t *db)
+{
+    apr_time_t t0 = apr_time_now();
+    uint64_t errors = __atomic_load_n(&db->st.bg_errors, __ATOMIC_RELAXED);
+    int stalled = 0;
+    for (;;) {
+        apr_thread_mutex_lock(db->state_mu);
+        int full = compact_l0_full(&db->current->mf);
+        apr_thread_mutex_unlock(db->state_mu);
+        if (!full || apr_time_now() - t0 > L0_STOP_MAX_WAIT
+            || __atomic_load_n(&db->st.bg_errors, __ATOMIC_RELAXED) != errors)
+            break;
+        stalled = 1;
+        apr_status_t rv = APR_EAGAIN;
+        if (!db->bg && (rv = flush_lock(db, 0)) == APR_SUCCESS) {
+            int did = 0;
+            rv = compact_once(db, &did);
+            flush_unlock(db);
+        }
+        else if (rv == APR_EAGAIN) {
+            flush_kick(db);
+            apr_thread_mutex_lock(db->bg_mu);
+            apr_thread_cond_timedwait(db->flushed_cv, db->bg_mu, apr_time_from_msec(5));
+            apr_thread_mutex_unlock(db->bg_mu);
+            rv = APR_SUCCESS;
+        }
+        if (rv)
+            return rv;
+        apr_thread_mutex_lock(db->state_mu);
+        rv = catchup_refresh_manifest(db, 0);
+        apr_thread_mutex_unlock(db->state_mu);
+        if (rv)
+            return rv;
+    }
+    if (stalled) {
+        STAT_ADD(db, write_stalls, 1);
+        STAT_ADD(db, write_stall_us, (uint64_t)(apr_time_now() - t0));
+    }
+    return APR_SUCCESS;
+}
+
+/* A writer about to seal log n while n-1 still waits for its flush
+ * flushes it here if nobody else is flushing, or waits for the flusher
+ * (a write stall, counted).  Log lock held. */
+static apr_status_t wait_previous_flush(kv_db_t *db, uint64_t n)
+{
+    apr_status_t rv;
+    apr_time_t t0 = apr_time_now();
+    for (;;) {
+        if ((rv = flush_lock(db, 0)) == APR_SUCCESS) {
+            rv = flush_sealed_logs(db);
+            flush_unlock(db);
+            break;
+        }
+        if (rv != APR_EAGAIN)
+            break;
+        apr_thread_mutex_lock(db->bg_mu);
+        apr_thread_cond_timedwait(db->flushed_cv, db->bg_mu, apr_time_from_msec(5));
+        apr_thread_mutex_unlock(db->bg_mu);
+        apr_thread_mutex_lock(db->state_mu);
+        rv = catchup_refresh_manifest(db, 0);
+        int behind = db->current->mf.log_start < n;
+        apr_thread_mutex_unlock(db->state_mu);
+        if (rv || !behind)
+            break;
+    }
+    if (rv == APR_SUCCESS) {
+        STAT_ADD(db, write_stalls, 1);
+        STAT_ADD(db, write_stall_us, (uint64_t)(apr_time_now() - t0));
+    }
+    return rv;
+}
+
+/* Seal log n at the published end: the rotation record, an fdatasync
+ * (whatever this process's sync mode: everyone may then trust a sealed
+ * log as durable), log n+1 created; then, and only then, the end moves
+ * to (n+1, 0).  Any failure cuts all of it back.  Log lock held, caught
+ * up to the end. */
+static apr_status_t rotate(kv_db_t *db)
+{
+    uint64_t end = shm_end(&db->shm), n = logpos_log(end);
+    if (n + 1 > LOGPOS_MAX_LOG)
+        return APR_ENOSPC;
+    apr_thread_mutex_lock(db->state_mu);
+    wal_file_t *w = db->current->log;
+    wal_file_ref(w);
+    apr_thread_mutex_unlock(db->state_mu);
+    wal_rec_t rec;
+    wal_rec_init(&rec);
+    apr_status_t rv = wal_rec_rotate(&rec, n + 1);
+    if (rv == APR_SUCCESS) {
+        wal_rec_seal(&rec, 0);
+        rv = fio_pwrite_full(w->fd, rec.buf, rec.len, logpos_off(end));
+        if (rv == APR_SUCCESS)
+            rv = log_sync(db, w);
+        wal_file_t *next = NULL;
+        if (rv == APR_SUCCESS && (rv = wal_file_open(db, n + 1, 1, &next)) == APR_SUCCESS)
+            wal_file_unref(next);
+        if (rv)
+            cut_back_or_flag(db);
+    }
+    wal_file_unref(w);
+    wal_rec_free(&rec);
+    if (rv)
+        return rv;
+    /* Log n is durable to its end: say so before anyone can see n+1. */
+    shm_raise_synced(&db->shm, logpos(n + 1, 0));
+    shm_publish(&db->shm, logpos(n + 1, 0));
+    apr_thread_mutex_lock(db->state_mu);
+    rv = catchup_to(db, logpos(n + 1, 0));
+    apr_thread_mutex_unlock(db->state_mu);
+    flush_kick(db);
+    return rv;
+}
+
+/* Seal the current log when it, or the memtable built from it, has
+ * reached the memtable size (small entries take more room in the table
+ * than in the log).  Log lock held, caught up. */
+static apr_status_t maybe_rotate(kv_db_t *db, int force)
+{
+    apr_status_t rv = APR_SUCCESS;
+    uint64_t end = shm_end(&db->shm), size = logpos_off(end), n = logpos_log(end);
+    apr_thread_mutex_lock(db->state_mu);
+    int rotate_now = size > 0 && (force || size >= db->opts.memtable_bytes
+                                  || mt_bytes(db->current->mem) >= db->opts.memtable_bytes);
+    if (rotate_now)
+        rv = catchup_refresh_manifest(db, 0);
+    int behind = db->current->mf.log_start < n;
+    apr_thread_mutex_unlock(db->state_mu);
+    if (!rotate_now || rv)
+        return rv;
+    if (behind && (rv = wait_previous_flush(db, n)))
+        return rv;
+    if ((rv = l0_stop(db)))
+        return rv;
+    return rotate(db);
+}
+
+apr_status_t write_rotate_now(kv_db_t *db)
+{
+    apr_status_t rv = lock_and_catch_up(db);
+    if (rv)
+        return rv;
+    rv = maybe_rotate(db, 1);
+    shm_unlock(&db->shm);
+    return rv;
+}
+
+/* ---- the append --------------------------------------------------------- */
+
+/* The decision a conditional write or a delete takes, against the state
+ * every process agrees on (we hold the log lock and have caught up). */
+static apr_status_t check_cond(kv_db_t *db, const char *key, size_t klen,
+                               const kv_write_opts_t *o, apr_pool_t *pool,
+                               kv_ent_t *cur, int *exists)
+{
+    version_t *v = version_acquire(db, NULL);
+    apr_status_t rv = version_get_live(v, key, klen, ATOMIC_LOAD(&db->visible_seq), pool, cur);
+    version_unref(v);
+    if (rv != APR_SUCCESS && rv != KV_NOTFOUND)
+        return rv;
+    *exists = rv == APR_SUCCESS;
+    if (o && o->cond == KV_IF_SEQ && (!*exists || cur->seq != o->if_seq))
+        return KV_CONFLICT;
+    if (o && o->cond == KV_IF_ABSENT && *exists)
+        return KV_CONFLICT;
+    return APR_SUCCESS;
+}
+
+/* Seal the records of the writers from `first` to `last` (queue order)
+ * with consecutive sequence numbers and append them at the published end
+ * in one pwrite.  On success they are applied here and published, in that
+ * order, under state_mu (this process's readers see them only once
+ * published: visible_seq moves with the end).  On failure the log is cut
+ * back to the end, nothing is applied or published.  Log lock held,
+ * caught up. */
+static apr_status_t append_group(kv_db_t *db, kv_writer_t *first, kv_writer_t *last)
+{
+    uint64_t end = shm_end(&db->shm);
+    apr_thread_mutex_lock(db->state_mu);
+    uint64_t seq = db->last_seq + 1;
+    wal_file_t *w = db->current->log;
+    wal_file_ref(w);
+    apr_thread_mutex_unlock(db->state_mu);
+    if (w->number != logpos_log(end) || ATOMIC_LOAD(&db->applied) != end) {
+        wal_file_unref(w);
+        return KV_CORRUPT;   /* not level with the end: a bug, never append */
+    }
+    size_t len = 0;
+    for (kv_writer_t *x = first;; x = x->next) {
+        wal_rec_seal(x->rec, seq);
+        x->first = seq;
+        seq += x->rec->count;
+        len += x->rec->len;
+        if (x == last)
+            break;
+    }
+    /* One writer's record goes out as it is; a group's are copied into
+     * one buffer, so the whole group costs one system call. */
+    char *buf = first->rec->buf;
+    if (first != last) {
+        if (!(buf = malloc(len))) {
+            wal_file_unref(w);
+            return APR_ENOMEM;
+        }
+        size_t at = 0;
+        for (kv_writer_t *x = first;; x = x->next) {
+            memcpy(buf + at, x->rec->buf, x->rec->len);
+            at += x->rec->len;
+            if (x == last)
+                break;
+        }
+    }
+    apr_status_t rv = APR_SUCCESS;
+    if (logpos_off(end) + len >= ((uint64_t)1 << LOGPOS_OFF_BITS))
+        rv = APR_ENOSPC;
+    else if ((rv = fio_pwrite_full(w->fd, buf, len, logpos_off(end))))
+        cut_back_or_flag(db);
+    wal_file_unref(w);
+    if (rv == APR_SUCCESS) {
+        uint64_t new_end = logpos(logpos_log(end), logpos_off(end) + len);
+        for (kv_writer_t *x = first;; x = x->next) {
+            x->log_no = logpos_log(end);
+            x->end = logpos_off(new_end);
+            if (x == last)
+                break;
+        }
+        apr_thread_mutex_lock(db->state_mu);
+        /* The records are whole in the file: they are published even if
+         * applying them here fails part-way (ENOMEM); this process then
+         * stays behind the end and its next catch-up applies the rest. */
+        rv = catchup_apply_own(db, buf, len, end);
+        shm_publish(&db->shm, new_end);
+        apr_thread_mutex_unlock(db->state_mu);
+    }
+    if (buf != first->rec->buf)
+        free(buf);
+    return rv;
+}
+
+/* A pool for one thread's short-lived lookups: unmanaged, so creating it
+ * touches no pool another thread uses; cleared after each use, destroyed
+ * when the thread exits (or by write_scratch_release). */
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_destroy(void *p)
+{
+    apr_pool_destroy(p);
+}
+
+static void scratch_init(void)
+{
+    pthread_key_create(&scratch_key, scratch_destroy);
+}
+
+static apr_pool_t *scratch_pool(void)
+{
+    pthread_once(&scratch_once, scratch_init);
+    apr_pool_t *p = pthread_getspecific(scratch_key);
+    if (!p) {
+        if (apr_pool_create_unmanaged_ex(&p, NULL, NULL) != APR_SUCCESS)
+            return NULL;
+        pthread_setspecific(scratch_key, p);
+    }
+    return p;
+}
+
+void write_scratch_release(void)
+{
+    pthread_once(&scratch_once, scratch_init);
+    apr_pool_t *scratch = pthread_getspecific(scratch_key);
+    if (scratch) {
+        pthread_setspecific(scratch_key, NULL);
+        apr_pool_destroy(scratch);
+    }
+}
+
+/* Writes queued behind the front one join its append up to this many
+ * bytes (a little more than the first record, so small writes do not wait
+ * for a large one to be copied), as LevelDB groups its writers. */
+#define GROUP_MAX_BYTES ((size_t)1 << 20)
+#define GROUP_SMALL_BYTES ((size_t)128 << 10)
+
+/* Write w and the writers queued behind it up to last (w alone if it is
+ * not plain). */
+static apr_status_t write_group(kv_db_t *db, kv_writer_t *w, kv_writer_t *last)
+{
+    apr_status_t rv = lock_and_catch_up(db);
+    if (rv)
+        return rv;
+    if (!w->plain) {
+        /* The current value goes into the caller's pool when it wants the
+         * old value back, else into this thread's scratch pool. */
+        apr_pool_t *tmp = w->old && w->pool ? w->pool : scratch_pool();
+        int exists = 0;
+        kv_ent_t cur;
+        rv = tmp ? check_cond(db, w->key, w->klen, w->o, tmp, &cur, &exists) : APR_ENOMEM;
+        if (rv == APR_SUCCESS && w->kind == W_DEL && !exists)
+            rv = KV_NOTFOUND;
+        if (rv == APR_SUCCESS && w->kind == W_DEL && w->old && w->pool) {
+            w->old->data = cur.val;
+            w->old->len = cur.vlen;
+            w->old->seq = cur.seq;
+            w->old->expire_at = (apr_int64_t)cur.expire;
+        }
+        if (tmp && tmp != w->pool)
+            apr_pool_clear(tmp);
+    }
+    if (rv == APR_SUCCESS)
+        rv = maybe_rotate(db, 0);
+    if (rv == APR_SUCCESS)
+        rv = append_group(db, w, last);
+    shm_unlock(&db->shm);
+    return rv;
+}
+
+/* Line w (a plain write) up in the write queue and wait until it is
+ * written: by the writer in front of it, or, once at the front, by
+ * itself, together with the writers queued behind it. */
+static void queue_write(kv_db_t *db, kv_writer_t *w)
+{
+    pthread_cond_init(&w->cv, NULL);
+    pthread_mutex_lock(&db->wq_mu);
+    if (db->wq_tail)
+        db->wq_tail->next = w;
+    else
+        db->wq_head = w;
+    db->wq_tail = w;
+    while (!w->done && db->wq_head != w)
+        pthread_cond_wait(&w->cv, &db->wq_mu);
+    if (!w->done) {
+        /* At the front: take the writers queued behind, in order. */
+        kv_writer_t *last = w;
+        size_t bytes = w->rec->len;
+        size_t cap = bytes <= GROUP_SMALL_BYTES ? bytes + GROUP_SMALL_BYTES : GROUP_MAX_BYTES;
+        /* A group lands in the memtable whole: keep it to a quarter of it. */
+        size_t quarter = db->opts.memtable_bytes / 4;
+        if (cap > quarter)
+            cap = quarter > bytes ? quarter : bytes;
+        while (last->next && bytes + last->next->rec->len <= cap) {
+            last = last->next;
+            bytes += last->rec->len;
+        }
+        pthread_mutex_unlock(&db->wq_mu);
+        apr_status_t rv = write_group(db, w, last);
+        pthread_mutex_lock(&db->wq_mu);
+        db->wq_head = last->next;
+        if (!db->wq_head)
+            db->wq_tail = NULL;
+        for (kv_writer_t *x = w, *next;; x = next) {
+            next = x->next;
+            x->rv = rv;
+            x->done = 1;
+            if (x != w)
+                pthread_cond_signal(&x->cv);
+            if (x == last)
+                break;
+        }
+        if (db->wq_head)
+            pthread_cond_signal(&db->wq_head->cv);
+    }
+    pthread_mutex_unlock(&db->wq_mu);
+    pthread_cond_destroy(&w->cv);
+}
+
+void write_submit(kv_db_t *db, kv_writer_t *w)
+{
+    if (!w->plain)
+        w->rv = write_group(db, w, w);
+    else
+        queue_write(db, w);
+}
