@@ -459,7 +459,7 @@ int kvh_engine_error(request_rec *r, apr_status_t rv, const char *what,
     if (rv == KV_SYNCFAIL) {
         /* The disk lost writes it had taken: nothing more is written until
          * every child has let go of the store (a full restart). */
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, APLOGNO(10909)
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, APLOGNO(10930)
                       "kvlsm: %s refused: %s; restart Apache once the disk is sound",
                       what, kv_strerror(rv, buf, sizeof buf));
         return kvh_send_error(r, HTTP_SERVICE_UNAVAILABLE,
