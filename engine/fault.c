@@ -303,41 +303,48 @@ int fault_read_error(int fd)
 
 /* ---- errors on demand ---- */
 
-static struct {
-    int on, op, err, die;
+#define MAX_RULES 8
+typedef struct {
+    int op, err, die;
     char ext[16];
     uint64_t nth, count, seen;
     size_t partial;
-} rule;
+} rule_t;
+static rule_t rules[MAX_RULES];
+static int nrules;
 static pthread_mutex_t rule_mu = PTHREAD_MUTEX_INITIALIZER;
 
 void fault_fail(int op, const char *ext, uint64_t nth, uint64_t count, int err,
                 size_t partial, int die)
 {
     pthread_mutex_lock(&rule_mu);
-    rule.on = 1;
-    rule.op = op;
-    snprintf(rule.ext, sizeof rule.ext, "%s", ext ? ext : "");
-    rule.nth = nth ? nth : 1;
-    rule.count = count;
-    rule.seen = 0;
-    rule.err = err;
-    rule.partial = partial;
-    rule.die = die;
+    if (nrules < MAX_RULES) {
+        rule_t *r = &rules[nrules++];
+        r->op = op;
+        snprintf(r->ext, sizeof r->ext, "%s", ext ? ext : "");
+        r->nth = nth ? nth : 1;
+        r->count = count;
+        r->seen = 0;
+        r->err = err;
+        r->partial = partial;
+        r->die = die;
+    }
     pthread_mutex_unlock(&rule_mu);
 }
 
 void fault_clear(void)
 {
     pthread_mutex_lock(&rule_mu);
-    rule.on = 0;
+    nrules = 0;
     pthread_mutex_unlock(&rule_mu);
 }
 
 uint64_t fault_seen(void)
 {
     pthread_mutex_lock(&rule_mu);
-    uint64_t n = rule.seen;
+    uint64_t n = 0;
+    for (int i = 0; i < nrules; i++)
+        n += rules[i].seen;
     pthread_mutex_unlock(&rule_mu);
     return n;
 }
@@ -366,20 +373,21 @@ int fault_check(int op, int fd, const char *path, size_t *partial)
 {
     pthread_mutex_lock(&rule_mu);
     int err = 0;
-    if (rule.on && rule.op == op && name_ends(fd, path, rule.ext)) {
-        uint64_t n = ++rule.seen;
-        if (n >= rule.nth && (rule.count == 0 || n < rule.nth + rule.count)) {
-            err = rule.err ? rule.err : EIO;
-            if (partial)
-                *partial = rule.partial;
-            if (rule.die) {
-                if (op == FAULT_WRITE && rule.partial) {
-                    /* The caller writes the partial bytes, then dies. */
-                    pthread_mutex_unlock(&rule_mu);
-                    return -1;
-                }
+    for (int i = 0; i < nrules && !err; i++) {
+        rule_t *r = &rules[i];
+        if (r->op != op || !name_ends(fd, path, r->ext))
+            continue;
+        uint64_t n = ++r->seen;
+        if (n < r->nth || (r->count && n >= r->nth + r->count))
+            continue;
+        err = r->err ? r->err : EIO;
+        if (partial)
+            *partial = r->partial;
+        if (r->die) {
+            if (op == FAULT_WRITE && r->partial)
+                err = -1;   /* the caller writes the partial bytes, then dies */
+            else
                 _exit(FAULT_EXIT);
-            }
         }
     }
     pthread_mutex_unlock(&rule_mu);

@@ -42,7 +42,8 @@ enum { FAULT_WRITE, FAULT_SYNC, FAULT_OPEN, FAULT_TRUNCATE, FAULT_SYNC_DIR, FAUL
  * - 1 matching operations after it (count 0: every one from the nth on).
  * A write first writes `partial` of its bytes.  die: instead of failing,
  * _exit(FAULT_EXIT) inside the operation (after the partial bytes).
- * One rule at a time per process; fault_clear removes it. */
+ * Up to 8 rules at once per process (each counts its own matches);
+ * fault_clear removes them all. */
 void fault_fail(int op, const char *ext, uint64_t nth, uint64_t count, int err,
                 size_t partial, int die);
 void fault_clear(void);
