@@ -11,7 +11,8 @@
 #   make install  install the module and conf/kvlsm.{load,conf} (a2enmod kvlsm)
 #   make bench    engine vs LevelDB (bench/)
 #   make fuzz     libFuzzer on the request parser, log and SST readers
-#   make stress   1000 simulated power cuts per sync mode, then 200 cycles
+#   make stress   the shared-log load test at 8000 writes per thread,
+#                 1000 simulated power cuts per sync mode, then 200 cycles
 #                 of kill -9 of Apache under load (t/crash.t)
 # `test` and `run` first install missing Debian packages when run as root.
 
@@ -104,7 +105,8 @@ apache-asan: module
 
 # kill -9 of the whole Apache under concurrent writes, 200 times (t/crash.t
 # runs 10 cycles within `make test`).
-stress: deps module
+stress: deps module $(ENGINE_TESTS)
+	KVLSM_SHAREDLOG_WRITES=8000 $(ENGINE_TESTS) --filter 'sharedlog/*'
 	KVLSM_POWER_CYCLES=1000 $(MAKE) fault-test
 	KVLSM_STRESS_CYCLES=200 sh t/run.sh -verbose t/crash.t
 
