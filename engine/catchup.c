@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "db_impl.h"
 #include "fileio.h"
+#include "filename.h"
 #ifdef KV_FAULT_INJECT
 #include "fault.h"
 #endif
@@ -23,7 +24,7 @@ void db_report_corruption(kv_db_t *db, uint64_t number, const char *ext, uint64_
     if (!db->opts.on_corruption)
         return;
     char path[4096];
-    fio_name(path, sizeof(path), db->dir, number, ext);
+    fn_numbered(path, sizeof(path), db->dir, number, ext);
     db->opts.on_corruption(db->opts.corruption_baton, path, offset);
 }
 
@@ -238,9 +239,12 @@ static apr_status_t install_manifest(kv_db_t *db, manifest_t *m)
         version_install(db, nv);
     else
         db->current = nv;
-    if (reset)
+    /* Without a reset nothing new became visible: last_seq may run ahead
+     * of visible_seq inside a record whose apply failed part-way. */
+    if (reset) {
         ATOMIC_STORE(&db->applied, logpos(m->log_start, 0));
-    ATOMIC_STORE(&db->visible_seq, db->last_seq);
+        ATOMIC_STORE(&db->visible_seq, db->last_seq);
+    }
     return APR_SUCCESS;
 fail:
     version_unref(nv);   /* frees nv->mf, i.e. m */
@@ -250,7 +254,7 @@ fail:
 apr_status_t catchup_refresh_manifest(kv_db_t *db, int force)
 {
     char path[4096];
-    snprintf(path, sizeof(path), "%s/MANIFEST", db->dir);
+    fn_named(path, sizeof(path), db->dir, FN_MANIFEST);
     apr_status_t rv = APR_SUCCESS;
     for (int tries = 0; tries < REFRESH_TRIES; tries++) {
         struct stat st;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include "db_impl.h"
 #include "fileio.h"
+#include "filename.h"
 #include "heap.h"
 
 #define L0_TRIGGER 4
@@ -171,7 +172,7 @@ static apr_status_t seal_output(kv_db_t *db, sst_builder_t *b, uint64_t number,
                                 int level, manifest_t *outs)
 {
     char tmp[4200], path[4096];
-    fio_name(path, sizeof(path), db->dir, number, "sst");
+    fn_numbered(path, sizeof(path), db->dir, number, "sst");
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     sst_meta_t meta;
     apr_status_t rv = sst_builder_finish(b, &meta);
@@ -199,7 +200,7 @@ static apr_status_t merge(kv_db_t *db, manifest_t *m, const picks_t *in,
         return APR_ENOMEM;
     for (int i = 0; i < in->n && rv == APR_SUCCESS; i++) {
         char path[4096];
-        fio_name(path, sizeof(path), db->dir, m->files[in->idx[i]].number, "sst");
+        fn_numbered(path, sizeof(path), db->dir, m->files[in->idx[i]].number, "sst");
         if ((rv = sst_open(&src[i].t, path, m->files[in->idx[i]].number)) == APR_SUCCESS
             && (rv = sst_iter_new(&src[i].it, src[i].t)) == APR_SUCCESS)
             sst_iter_seek_first(src[i].it);
@@ -240,7 +241,7 @@ static apr_status_t merge(kv_db_t *db, manifest_t *m, const picks_t *in,
             if (!b) {
                 char tmp[4096];
                 bnum = m->next_sst++;
-                fio_name(tmp, sizeof(tmp), db->dir, bnum, "sst");
+                fn_numbered(tmp, sizeof(tmp), db->dir, bnum, "sst");
                 strcat(tmp, ".tmp");
                 fio_unlink(tmp);
                 if ((rv = sst_builder_open(&b, tmp, (int)db->opts.compression)))
@@ -351,7 +352,7 @@ apr_status_t compact_once(kv_db_t *db, int *did)
              * made meanwhile are in the manifest already). */
             for (int i = 0; i < outs.nfiles; i++) {
                 char path[4096];
-                fio_name(path, sizeof(path), db->dir, outs.files[i].number, "sst");
+                fn_numbered(path, sizeof(path), db->dir, outs.files[i].number, "sst");
                 fio_unlink(path);
             }
             goto out;
@@ -376,7 +377,7 @@ apr_status_t compact_once(kv_db_t *db, int *did)
             /* Processes that still read them keep them open. */
             for (int i = 0; i < in->n; i++) {
                 char path[4096];
-                fio_name(path, sizeof(path), db->dir, gone[i], "sst");
+                fn_numbered(path, sizeof(path), db->dir, gone[i], "sst");
                 fio_unlink(path);
             }
         }

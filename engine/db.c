@@ -14,6 +14,7 @@
 #include <apr_strings.h>
 #include "db_impl.h"
 #include "fileio.h"
+#include "filename.h"
 
 uint64_t db_now(void)
 {
@@ -55,7 +56,7 @@ const char *kv_strerror(apr_status_t rv, char *buf, apr_size_t n)
 static apr_status_t open_lockfile(kv_db_t *db, const char *name, int *fd)
 {
     char path[4096];
-    snprintf(path, sizeof(path), "%s/%s", db->dir, name);
+    fn_named(path, sizeof(path), db->dir, name);
     *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     return *fd < 0 ? APR_FROM_OS_ERROR(errno) : APR_SUCCESS;
 }
@@ -65,7 +66,7 @@ static apr_status_t open_lockfile(kv_db_t *db, const char *name, int *fd)
 static apr_status_t init_directory(kv_db_t *db)
 {
     char path[4096];
-    snprintf(path, sizeof(path), "%s/MANIFEST", db->dir);
+    fn_named(path, sizeof(path), db->dir, FN_MANIFEST);
     if (access(path, F_OK) == 0)
         return APR_SUCCESS;
     apr_status_t rv = fio_lock(db->lock_fd, 1);
@@ -131,8 +132,8 @@ apr_status_t kv_db_open(kv_db_t **dbp, const char *dir, const kv_options_t *opts
         || (rv = apr_thread_cond_create(&db->flushed_cv, pool))
         || (rv = apr_thread_rwlock_create(&db->rw, pool)))
         return rv;
-    if ((rv = open_lockfile(db, "LOCK", &db->lock_fd))
-        || (rv = open_lockfile(db, "FLUSHLOCK", &db->flock_fd))
+    if ((rv = open_lockfile(db, FN_LOCK, &db->lock_fd))
+        || (rv = open_lockfile(db, FN_FLUSHLOCK, &db->flock_fd))
         || (rv = init_directory(db))
         || (rv = shm_attach(&db->shm, db->dir, db->lock_fd))) {
         if (db->lock_fd >= 0)
@@ -439,7 +440,7 @@ apr_status_t kv_db_stats(kv_db_t *db, kv_stats_t *st)
     for (uint64_t n = v->mf.log_start; n < v->log->number; n++) {
         char path[4096];
         struct stat sb;
-        fio_name(path, sizeof(path), db->dir, n, "log");
+        fn_numbered(path, sizeof(path), db->dir, n, "log");
         if (stat(path, &sb) == 0)
             st->wal_bytes += (uint64_t)sb.st_size;
     }

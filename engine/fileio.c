@@ -229,8 +229,3 @@ void fio_unlock(int fd)
 {
     flock(fd, LOCK_UN);
 }
-
-void fio_name(char *buf, size_t n, const char *dir, uint64_t number, const char *ext)
-{
-    snprintf(buf, n, "%s/%06llu.%s", dir, (unsigned long long)number, ext);
-}

@@ -32,7 +32,5 @@ apr_status_t fio_file_size(int fd, uint64_t *size);
 apr_status_t fio_lock(int fd, int wait);
 void fio_unlock(int fd);
 
-/* "dir/NNNNNN.ext" into buf. */
-void fio_name(char *buf, size_t n, const char *dir, uint64_t number, const char *ext);
 
 #endif

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "db_impl.h"
 #include "fileio.h"
+#include "filename.h"
 
 apr_status_t flush_lock(kv_db_t *db, int wait)
 {
@@ -67,7 +68,7 @@ static apr_status_t load_cb(void *baton, const wal_view_t *v, uint64_t off, uint
 static apr_status_t load_log(kv_db_t *db, uint64_t number, memtable_t *mt, uint64_t *max_seq)
 {
     char path[4096];
-    fio_name(path, sizeof(path), db->dir, number, "log");
+    fn_numbered(path, sizeof(path), db->dir, number, "log");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return APR_FROM_OS_ERROR(errno);
@@ -109,7 +110,7 @@ static apr_status_t write_sst(kv_db_t *db, memtable_t *mt, uint64_t number,
                               mf_file_t *f)
 {
     char tmp[4200], path[4096];
-    fio_name(path, sizeof(path), db->dir, number, "sst");
+    fn_numbered(path, sizeof(path), db->dir, number, "sst");
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     fio_unlink(tmp);
     sst_builder_t *b;
@@ -193,7 +194,7 @@ apr_status_t flush_logs_into(kv_db_t *db, manifest_t *m)
             if (rv == APR_SUCCESS) {
                 /* Only now, with the manifest durable, may the log go. */
                 char path[4096];
-                fio_name(path, sizeof(path), db->dir, l, "log");
+                fn_numbered(path, sizeof(path), db->dir, l, "log");
                 fio_unlink(path);
                 STAT_ADD(db, flushes, 1);
             }
@@ -268,7 +269,7 @@ apr_status_t flush_remove_orphans(kv_db_t *db)
         }
         if (remove) {
             char path[4096];
-            snprintf(path, sizeof(path), "%s/%s", db->dir, n);
+            fn_named(path, sizeof(path), db->dir, n);
             fio_unlink(path);
         }
     }

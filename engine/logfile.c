@@ -4,11 +4,12 @@
 #include <unistd.h>
 #include "db_impl.h"
 #include "fileio.h"
+#include "filename.h"
 
 apr_status_t wal_file_open(kv_db_t *db, uint64_t number, int create, wal_file_t **out)
 {
     char path[4096];
-    fio_name(path, sizeof(path), db->dir, number, "log");
+    fn_numbered(path, sizeof(path), db->dir, number, "log");
     int fd;
     apr_status_t rv = fio_open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_TRUNC : 0),
                                0644, &fd);

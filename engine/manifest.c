@@ -12,6 +12,7 @@
 #include "coding.h"
 #include "crc32c.h"
 #include "fileio.h"
+#include "filename.h"
 #include "kvlsm.h"
 
 #define MF_MAGIC "KVLSMMF1"
@@ -162,7 +163,7 @@ apr_status_t mf_read(const char *dir, manifest_t *m, ino_t *ino, int *fdp)
 {
     char path[4096];
     struct stat st;
-    snprintf(path, sizeof(path), "%s/MANIFEST", dir);
+    fn_named(path, sizeof(path), dir, FN_MANIFEST);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return APR_FROM_OS_ERROR(errno);
@@ -235,8 +236,8 @@ apr_status_t mf_write(const char *dir, const manifest_t *m)
     put_u32(p, crc32c(buf, (size_t)(p - buf)));
     p += 4;
     char tmp[4096], path[4096];
-    snprintf(tmp, sizeof(tmp), "%s/MANIFEST.tmp", dir);
-    snprintf(path, sizeof(path), "%s/MANIFEST", dir);
+    fn_named(tmp, sizeof(tmp), dir, FN_MANIFEST_TMP);
+    fn_named(path, sizeof(path), dir, FN_MANIFEST);
     apr_status_t rv = fio_write_file_atomic(dir, tmp, path, buf, (size_t)(p - buf));
     free(buf);
     return rv;

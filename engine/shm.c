@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include "shm.h"
 #include "fileio.h"
+#include "filename.h"
 
 #define SHM_MAGIC "KVLSMSHM"
 #define SHM_VERSION 2
@@ -40,7 +41,7 @@ static apr_status_t init_mapping(shm_t *m)
 apr_status_t shm_attach(shm_handle_t *h, const char *dir, int lock_fd)
 {
     char path[4096];
-    snprintf(path, sizeof(path), "%s/SHM", dir);
+    fn_named(path, sizeof(path), dir, FN_SHM);
     h->m = NULL;
     h->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (h->fd < 0)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include "db_impl.h"
 #include "fileio.h"
+#include "filename.h"
 #include "bloom.h"
 
 void version_ref(version_t *v)
@@ -128,7 +129,7 @@ apr_status_t version_open_files(kv_db_t *db, version_t *v, const version_t *old)
         }
         if (!v->ssts[i]) {
             char path[4096];
-            fio_name(path, sizeof(path), db->dir, num, "sst");
+            fn_numbered(path, sizeof(path), db->dir, num, "sst");
             /* A file whose index cannot be read (an I/O error, damage)
              * still joins the view: the reads that need it fail, and
              * writes, which need none, go on. */

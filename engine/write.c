@@ -15,6 +15,7 @@
 #include <apr_strings.h>
 #include "db_impl.h"
 #include "fileio.h"
+#include "filename.h"
 
 /* ---- repair and recovery ------------------------------------------------ */
 
@@ -36,7 +37,7 @@ static apr_status_t cut_back(kv_db_t *db)
     }
     if (rv == APR_SUCCESS) {
         char path[4096];
-        fio_name(path, sizeof(path), db->dir, n + 1, "log");
+        fn_numbered(path, sizeof(path), db->dir, n + 1, "log");
         if (access(path, F_OK) == 0)
             rv = fio_unlink(path);
     }

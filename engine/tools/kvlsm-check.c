@@ -17,6 +17,7 @@
 #include "sst.h"
 #include "wal.h"
 #include "fileio.h"
+#include "filename.h"
 
 static int damaged;
 
@@ -59,7 +60,7 @@ static void json_str(const char *s, size_t n)
 static void check_log(const char *dir, uint64_t number, int last)
 {
     char path[4096];
-    fio_name(path, sizeof path, dir, number, "log");
+    fn_numbered(path, sizeof path, dir, number, "log");
     int fd = open(path, O_RDONLY);
     if (fd < 0) {
         if (!last)
@@ -134,7 +135,7 @@ static int check(const char *dir)
     uint64_t entries = 0;
     for (int i = 0; i < m.nfiles; i++) {
         sst_t *t;
-        fio_name(path, sizeof path, dir, m.files[i].number, "sst");
+        fn_numbered(path, sizeof path, dir, m.files[i].number, "sst");
         rv = sst_open(&t, path, m.files[i].number);
         if (rv == APR_SUCCESS) {
             rv = sst_verify(t);
