@@ -18,16 +18,6 @@
 
 #define REFRESH_TRIES 1000
 
-/* Tell the embedder (the module logs it) which file is damaged. */
-void db_report_corruption(kv_db_t *db, uint64_t number, const char *ext, uint64_t offset)
-{
-    if (!db->opts.on_corruption)
-        return;
-    char path[4096];
-    fn_numbered(path, sizeof(path), db->dir, number, ext);
-    db->opts.on_corruption(db->opts.corruption_baton, path, offset);
-}
-
 /* Apply one batch record to the active memtable.  Entries this process
  * already holds (seq <= last_seq: applied before an earlier attempt at
  * this record failed part-way) are skipped, so applying a record again

@@ -205,7 +205,7 @@ static apr_status_t merge(kv_db_t *db, manifest_t *m, const picks_t *in,
             && (rv = sst_iter_new(&src[i].it, src[i].t)) == APR_SUCCESS)
             sst_iter_seek_first(src[i].it);
     }
-    uint64_t target = compact_target_file_bytes(db), now = db_now();
+    uint64_t target = compact_target_file_bytes(db), now = ent_now();
     sst_builder_t *b = NULL;
     uint64_t bnum = 0;
     char *kbuf = NULL;

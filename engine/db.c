@@ -16,11 +16,6 @@
 #include "fileio.h"
 #include "filename.h"
 
-uint64_t db_now(void)
-{
-    return (uint64_t)time(NULL);
-}
-
 void kv_options_default(kv_options_t *o)
 {
     memset(o, 0, sizeof(*o));
@@ -158,7 +153,7 @@ apr_status_t kv_db_open(kv_db_t **dbp, const char *dir, const kv_options_t *opts
         apr_thread_mutex_unlock(db->state_mu);
     }
     if (rv == APR_SUCCESS && db->opts.background)
-        rv = flush_start(db);
+        rv = background_start(db);
     if (rv != APR_SUCCESS) {
         kv_db_close(db);
         return rv;
@@ -175,7 +170,7 @@ apr_status_t kv_db_close(kv_db_t *db)
     /* The closing thread's scratch pool goes now (a thread's exit frees
      * it otherwise, but the main thread's exit does not). */
     write_scratch_release();
-    flush_stop(db);
+    background_stop(db);
     apr_status_t rv = APR_SUCCESS;
     if (db->current) {
         if (db->opts.sync_mode != KV_SYNC_OFF && db->shm.m && !shm_sync_failed(&db->shm))

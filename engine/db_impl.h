@@ -3,7 +3,9 @@
  * only into files below it):
  *   db.c       the facade: open/close, get/put/delete/batch, stats
  *   write.c    the write path: queue, log lock, append, rotation
- *   flush.c compact.c   the background thread, flushes, compactions
+ *   background.c  the background thread (interval sync, flush, compact)
+ *   compact.c  picking and merging (flushes between its output files)
+ *   flush.c    the flush lock, sealed logs into L0 SSTs, orphans
  *   commit.c   durability: group commit against the synced end
  *   catchup.c  keeping level with the shared log and the manifest
  *   version.c  file sets and point lookups
@@ -122,9 +124,6 @@ struct kv_db_t {
     kv_stats_t st;
 };
 
-/* ---- db.c ---- */
-uint64_t db_now(void);
-
 /* ---- write.c ---- */
 typedef enum { W_PUT, W_DEL, W_BATCH } wkind_e;
 /* Write w (and, for a plain write, the plain writers queued behind it):
@@ -160,9 +159,10 @@ apr_status_t catchup_apply_own(kv_db_t *db, const char *buf, size_t len, uint64_
 /* Load the manifest if it changed (or force), install a version with its
  * SSTs, drop sealed memtables it covers.  Caller holds state_mu. */
 apr_status_t catchup_refresh_manifest(kv_db_t *db, int force);
-void db_report_corruption(kv_db_t *db, uint64_t number, const char *ext, uint64_t offset);
 
 /* ---- version.c ---- */
+/* Tell the embedder (on_corruption) which file is damaged, and where. */
+void db_report_corruption(kv_db_t *db, uint64_t number, const char *ext, uint64_t offset);
 void version_ref(version_t *v);
 void version_unref(version_t *v);
 version_t *version_acquire(kv_db_t *db, uint64_t *snap);   /* ref'd */
@@ -180,10 +180,12 @@ apr_status_t version_get(version_t *v, const char *key, size_t klen,
 apr_status_t version_get_live(version_t *v, const char *key, size_t klen,
                               uint64_t snap, apr_pool_t *pool, kv_ent_t *out);
 
+/* ---- background.c ---- */
+apr_status_t background_start(kv_db_t *db);
+void background_stop(kv_db_t *db);
+void background_kick(kv_db_t *db);
+
 /* ---- flush.c ---- */
-apr_status_t flush_start(kv_db_t *db);
-void flush_stop(kv_db_t *db);
-void flush_kick(kv_db_t *db);
 /* Caller holds flush_mu and the FLUSH flock. */
 apr_status_t flush_sealed_logs(kv_db_t *db);
 /* The same into the caller's copy of the manifest, writing it after each

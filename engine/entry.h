@@ -7,8 +7,15 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 enum { ENT_DEL = 0, ENT_PUT = 1 };
+
+/* The clock entries expire by (unix seconds). */
+static inline uint64_t ent_now(void)
+{
+    return (uint64_t)time(NULL);
+}
 
 typedef struct {
     const char *key;

@@ -1,8 +1,9 @@
-/* flush.c -- the dedicated background thread of each process, and the
- * flush of sealed logs into level-0 SSTs.  Every process runs the thread;
- * only the holder of the FLUSH lock (one process at a time) flushes,
- * compacts, rewrites the manifest and removes files.  A holder that dies
- * half-way leaves work the next holder redoes from the manifest and logs. */
+/* flush.c -- the flush lock, the flush of sealed logs into level-0 SSTs,
+ * and the removal of orphans.  Only the holder of the FLUSH lock (one
+ * process at a time) flushes, compacts, rewrites the manifest and removes
+ * files.  A holder that dies half-way leaves work the next holder redoes
+ * from the manifest and logs.  The thread that calls this is
+ * background.c's. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -276,94 +277,4 @@ apr_status_t flush_remove_orphans(kv_db_t *db)
     closedir(d);
     mf_free(&m);
     return APR_SUCCESS;
-}
-
-/* One round of background work: flush sealed logs, then compact step by
- * step, taking the flush lock for each step so a stalled writer (or
- * another process) gets its turn in between.  Skipped when another
- * process holds the lock: it is doing the same work. */
-static void background_work(kv_db_t *db)
-{
-    int did = 1;
-    for (int i = 0; did && i < 64; i++) {
-        apr_thread_mutex_lock(db->bg_mu);
-        int stop = db->stop;
-        apr_thread_mutex_unlock(db->bg_mu);
-        if (stop || flush_lock(db, 0) != APR_SUCCESS)
-            return;
-        apr_status_t rv = flush_sealed_logs(db);
-        if (rv == APR_SUCCESS)
-            rv = compact_once(db, &did);
-        flush_unlock(db);
-        if (did) {
-            /* Writers waiting for L0 to shrink look again. */
-            apr_thread_mutex_lock(db->bg_mu);
-            apr_thread_cond_broadcast(db->flushed_cv);
-            apr_thread_mutex_unlock(db->bg_mu);
-        }
-        if (rv != APR_SUCCESS) {
-            STAT_ADD(db, bg_errors, 1);
-            return;
-        }
-    }
-}
-
-static void *APR_THREAD_FUNC bg_main(apr_thread_t *t, void *data)
-{
-    kv_db_t *db = data;
-    apr_interval_time_t wait = apr_time_from_msec(
-        db->opts.sync_mode == KV_SYNC_INTERVAL ? db->opts.sync_interval_ms : 1000);
-    apr_thread_mutex_lock(db->bg_mu);
-    while (!db->stop) {
-        if (!db->kicked)
-            apr_thread_cond_timedwait(db->bg_cv, db->bg_mu, wait);
-        if (db->stop)
-            break;
-        db->kicked = 0;
-        int dirty = db->dirty;
-        db->dirty = 0;
-        apr_thread_mutex_unlock(db->bg_mu);
-        if (dirty)
-            commit_sync_dirty(db);
-        background_work(db);
-        apr_thread_mutex_lock(db->state_mu);
-        if (catchup_refresh_manifest(db, 0) != APR_SUCCESS)
-            STAT_ADD(db, bg_errors, 1);
-        apr_thread_mutex_unlock(db->state_mu);
-        apr_thread_mutex_lock(db->bg_mu);
-    }
-    apr_thread_mutex_unlock(db->bg_mu);
-    /* Return rather than apr_thread_exit(): pthread_exit trips ASan's
-     * sigaltstack check in Debian 12's GCC, and the pool goes with ours. */
-    (void)t;
-    return NULL;
-}
-
-apr_status_t flush_start(kv_db_t *db)
-{
-    db->kicked = 1;   /* first round at once: orphans, leftover sealed logs */
-    return apr_thread_create(&db->bg, NULL, bg_main, db, db->pool);
-}
-
-void flush_stop(kv_db_t *db)
-{
-    if (!db->bg)
-        return;
-    apr_thread_mutex_lock(db->bg_mu);
-    db->stop = 1;
-    apr_thread_cond_broadcast(db->bg_cv);
-    apr_thread_mutex_unlock(db->bg_mu);
-    apr_status_t trv;
-    apr_thread_join(&trv, db->bg);
-    db->bg = NULL;
-}
-
-void flush_kick(kv_db_t *db)
-{
-    if (!db->bg)
-        return;
-    apr_thread_mutex_lock(db->bg_mu);
-    db->kicked = 1;
-    apr_thread_cond_signal(db->bg_cv);
-    apr_thread_mutex_unlock(db->bg_mu);
 }

@@ -258,7 +258,7 @@ apr_status_t kv_iter_open(kv_iter_t **itp, kv_db_t *db, apr_pool_t *pool)
     kv_iter_t *it = apr_pcalloc(pool, sizeof(*it));
     it->db = db;
     it->pool = pool;
-    it->now = db_now();
+    it->now = ent_now();
     it->v = version_acquire(db, &it->snap);
     apr_pool_cleanup_register(pool, it, iter_cleanup, apr_pool_cleanup_null);
     version_t *v = it->v;

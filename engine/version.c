@@ -9,6 +9,16 @@
 #include "filename.h"
 #include "bloom.h"
 
+/* Tell the embedder (the module logs it) which file is damaged. */
+void db_report_corruption(kv_db_t *db, uint64_t number, const char *ext, uint64_t offset)
+{
+    if (!db->opts.on_corruption)
+        return;
+    char path[4096];
+    fn_numbered(path, sizeof(path), db->dir, number, ext);
+    db->opts.on_corruption(db->opts.corruption_baton, path, offset);
+}
+
 void version_ref(version_t *v)
 {
     __atomic_fetch_add(&v->refs, 1, __ATOMIC_RELAXED);
@@ -222,7 +232,7 @@ apr_status_t version_get_live(version_t *v, const char *key, size_t klen,
     apr_status_t rv = version_get(v, key, klen, snap, pool, out);
     if (rv != APR_SUCCESS)
         return rv;
-    if (out->type != ENT_PUT || (out->expire && out->expire <= db_now()))
+    if (out->type != ENT_PUT || (out->expire && out->expire <= ent_now()))
         return KV_NOTFOUND;
     return APR_SUCCESS;
 }

@@ -213,7 +213,7 @@ static apr_status_t l0_stop(kv_db_t *db)
             flush_unlock(db);
         }
         else if (rv == APR_EAGAIN) {
-            flush_kick(db);
+            background_kick(db);
             apr_thread_mutex_lock(db->bg_mu);
             apr_thread_cond_timedwait(db->flushed_cv, db->bg_mu, apr_time_from_msec(5));
             apr_thread_mutex_unlock(db->bg_mu);
@@ -304,7 +304,7 @@ static apr_status_t rotate(kv_db_t *db)
     apr_thread_mutex_lock(db->state_mu);
     rv = catchup_to(db, logpos(n + 1, 0));
     apr_thread_mutex_unlock(db->state_mu);
-    flush_kick(db);
+    background_kick(db);
     return rv;
 }
 

@@ -1,0 +1,96 @@
+/* background.c -- the dedicated background APR thread of each process:
+ * every sync interval (or when kicked by a rotation) it syncs the log if
+ * this process wrote since (KV_SYNC_INTERVAL), flushes sealed logs and
+ * compacts while it holds the flush lock, and reloads a changed manifest.
+ * It sits above flush.c and compact.c and calls down into both. */
+#include "db_impl.h"
+
+/* One round of background work: flush sealed logs, then compact step by
+ * step, taking the flush lock for each step so a stalled writer (or
+ * another process) gets its turn in between.  Skipped when another
+ * process holds the lock: it is doing the same work. */
+static void background_work(kv_db_t *db)
+{
+    int did = 1;
+    for (int i = 0; did && i < 64; i++) {
+        apr_thread_mutex_lock(db->bg_mu);
+        int stop = db->stop;
+        apr_thread_mutex_unlock(db->bg_mu);
+        if (stop || flush_lock(db, 0) != APR_SUCCESS)
+            return;
+        apr_status_t rv = flush_sealed_logs(db);
+        if (rv == APR_SUCCESS)
+            rv = compact_once(db, &did);
+        flush_unlock(db);
+        if (did) {
+            /* Writers waiting for L0 to shrink look again. */
+            apr_thread_mutex_lock(db->bg_mu);
+            apr_thread_cond_broadcast(db->flushed_cv);
+            apr_thread_mutex_unlock(db->bg_mu);
+        }
+        if (rv != APR_SUCCESS) {
+            STAT_ADD(db, bg_errors, 1);
+            return;
+        }
+    }
+}
+
+static void *APR_THREAD_FUNC bg_main(apr_thread_t *t, void *data)
+{
+    kv_db_t *db = data;
+    apr_interval_time_t wait = apr_time_from_msec(
+        db->opts.sync_mode == KV_SYNC_INTERVAL ? db->opts.sync_interval_ms : 1000);
+    apr_thread_mutex_lock(db->bg_mu);
+    while (!db->stop) {
+        if (!db->kicked)
+            apr_thread_cond_timedwait(db->bg_cv, db->bg_mu, wait);
+        if (db->stop)
+            break;
+        db->kicked = 0;
+        int dirty = db->dirty;
+        db->dirty = 0;
+        apr_thread_mutex_unlock(db->bg_mu);
+        if (dirty)
+            commit_sync_dirty(db);
+        background_work(db);
+        apr_thread_mutex_lock(db->state_mu);
+        if (catchup_refresh_manifest(db, 0) != APR_SUCCESS)
+            STAT_ADD(db, bg_errors, 1);
+        apr_thread_mutex_unlock(db->state_mu);
+        apr_thread_mutex_lock(db->bg_mu);
+    }
+    apr_thread_mutex_unlock(db->bg_mu);
+    /* Return rather than apr_thread_exit(): pthread_exit trips ASan's
+     * sigaltstack check in Debian 12's GCC, and the pool goes with ours. */
+    (void)t;
+    return NULL;
+}
+
+apr_status_t background_start(kv_db_t *db)
+{
+    db->kicked = 1;   /* first round at once: orphans, leftover sealed logs */
+    return apr_thread_create(&db->bg, NULL, bg_main, db, db->pool);
+}
+
+void background_stop(kv_db_t *db)
+{
+    if (!db->bg)
+        return;
+    apr_thread_mutex_lock(db->bg_mu);
+    db->stop = 1;
+    apr_thread_cond_broadcast(db->bg_cv);
+    apr_thread_mutex_unlock(db->bg_mu);
+    apr_status_t trv;
+    apr_thread_join(&trv, db->bg);
+    db->bg = NULL;
+}
+
+void background_kick(kv_db_t *db)
+{
+    if (!db->bg)
+        return;
+    apr_thread_mutex_lock(db->bg_mu);
+    db->kicked = 1;
+    apr_thread_cond_signal(db->bg_cv);
+    apr_thread_mutex_unlock(db->bg_mu);
+}
