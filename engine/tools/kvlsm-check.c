@@ -1,7 +1,10 @@
 /* kvlsm-check.c -- offline checker for a kvlsm data directory: verifies
- * the manifest, every live SST block and every unflushed log record, and
- * names each damaged file; with --dump it prints the live keys and values
- * as JSON lines.  Exit status: 0 clean, 1 damage found, 2 usage or I/O.
+ * the manifest, every live SST block and every unflushed log record, that
+ * the logs' sequence numbers run on without a gap or a repeat from the
+ * manifest's last_seq (records written over at a stale offset keep valid
+ * checksums but break the numbering) and that the SSTs' lie within it,
+ * and names each damaged file; with --dump it prints the live keys and
+ * values as JSON lines.  Exit status: 0 clean, 1 damage found, 2 usage or I/O.
  *   kvlsm-check [--dump] DIR */
 #include <dirent.h>
 #include <errno.h>
@@ -57,15 +60,57 @@ static void json_str(const char *s, size_t n)
     putchar('"');
 }
 
-static void check_log(const char *dir, uint64_t number, int last)
+/* Sequence numbers.  The engine numbers operations 1, 2, 3, ... in log
+ * order: a writer holding the log lock has replayed the whole log, and
+ * seals its records with first_seq = the newest sequence number it knows
+ * + 1 (db.c, append_group), so operation i of a batch is first_seq + i and
+ * the next batch starts at first_seq + count.  Flushing log l
+ * (flush.c, flush_logs_into) sets the manifest's last_seq to the larger
+ * of the old last_seq and the newest sequence number in l, in the same
+ * manifest write that moves log_start past l; a sealed log with no batch
+ * leaves last_seq as it was.  Compaction copies last_seq and log_start
+ * unchanged.  So, exactly:
+ *
+ *   - walking the unflushed logs in order (log_start, then each rotation
+ *     record's next log), every batch record's first_seq equals the
+ *     previous batch record's first_seq + count, and the first batch
+ *     record of the walk has first_seq == last_seq + 1 (1 in a store
+ *     nothing was ever flushed from: last_seq 0).  Empty logs and
+ *     rotation records do not consume numbers.  A first_seq below what
+ *     is expected repeats acknowledged numbers, one above skips some:
+ *     both mean records were written over, or lost, at an offset that was
+ *     not the end of the log.
+ *   - what was flushed need not be contiguous: compaction drops versions
+ *     a newer one shadows and tombstones nothing lies under, so SST
+ *     entries may have any gaps.  Only bounds hold there: every entry's
+ *     sequence number lies within its file's min_seq..max_seq in the
+ *     manifest, and max_seq <= last_seq (so SSTs never overlap the logs).
+ *
+ * The walk stops checking continuity (known = 0) past what it cannot
+ * read (a missing or unreadable log, a record that fails its checksum),
+ * which is reported already, until the next batch record; a torn tail at
+ * the end of the active log is no record and takes no numbers.  After a
+ * break it resynchronises on the record found, so one break is one report. */
+typedef struct {
+    int known;          /* expect is meaningful */
+    uint64_t expect;    /* the first_seq the next batch record must have */
+} seq_walk_t;
+
+/* Check log `number`, continuing the walk sw; `last`: it is the newest
+ * log in the directory.  *rotated_out: it ends with a rotation record.
+ * Returns 1 if it exists and holds at least one batch record. */
+static int check_log(const char *dir, uint64_t number, int last, seq_walk_t *sw,
+                     int *rotated_out)
 {
     char path[4096];
     fn_numbered(path, sizeof path, dir, number, "log");
+    *rotated_out = 0;
     int fd = open(path, O_RDONLY);
     if (fd < 0) {
         if (!last)
             damage(path, "missing (the manifest needs it)");
-        return;
+        sw->known = 0;
+        return 0;
     }
     uint64_t size = 0;
     fio_file_size(fd, &size);
@@ -74,54 +119,134 @@ static void check_log(const char *dir, uint64_t number, int last)
         damage(path, "unreadable");
         free(buf);
         close(fd);
-        return;
+        sw->known = 0;
+        return 0;
     }
     close(fd);
     size_t pos = 0;
-    int rotated = 0;
+    int rotated = 0, batches = 0;
+    char what[256];
     while (pos < size) {
         wal_view_t v;
         size_t n = wal_decode(buf + pos, size - pos, &v);
         if (n == 0)
             break;
-        if (v.type == WAL_ROTATE)
+        if (v.type == WAL_ROTATE) {
             rotated = 1;
-        else {
-            size_t bp = 0;
-            uint32_t idx;
-            kv_ent_t e;
-            int r;
-            while ((r = wal_batch_next(&v, &bp, &idx, &e)) == 1)
-                ;
-            if (r < 0)
-                damage(path, "a record's operations are malformed");
+            if (v.next_log != number + 1) {
+                snprintf(what, sizeof what,
+                         "rotation record at offset %zu names log %llu, not %llu",
+                         pos, (unsigned long long)v.next_log,
+                         (unsigned long long)number + 1);
+                damage(path, what);
+            }
+            pos += n;
+            /* Replay stops at the rotation record: whatever follows it is
+             * never read, so nothing may. */
+            if (pos < size) {
+                snprintf(what, sizeof what,
+                         "%llu bytes after the rotation record (offset %zu of %llu): "
+                         "replay never reads them",
+                         (unsigned long long)(size - pos), pos, (unsigned long long)size);
+                damage(path, what);
+                pos = size;
+            }
+            break;
         }
+        batches = 1;
+        if (sw->known && v.first_seq != sw->expect) {
+            snprintf(what, sizeof what,
+                     "sequence %s at offset %zu: expected first_seq %llu, found %llu%s",
+                     v.first_seq < sw->expect ? "repeat" : "gap", pos,
+                     (unsigned long long)sw->expect, (unsigned long long)v.first_seq,
+                     v.first_seq < sw->expect
+                         ? " (earlier numbers again: records written over at a stale offset?)"
+                         : " (numbers skipped: records lost or written over?)");
+            damage(path, what);
+        }
+        sw->known = 1;
+        sw->expect = v.first_seq + v.count;
+        size_t bp = 0;
+        uint32_t idx;
+        kv_ent_t e;
+        int r;
+        while ((r = wal_batch_next(&v, &bp, &idx, &e)) == 1)
+            ;
+        if (r < 0)
+            damage(path, "a record's operations are malformed");
         pos += n;
     }
     if (pos < size) {
-        char what[160];
         /* A record cut short at the end of the newest log is a writer's
          * torn tail, not damage; a whole record that fails is. */
-        int torn = last && !rotated && wal_is_torn(buf + pos, size - pos);
+        int torn = last && wal_is_torn(buf + pos, size - pos);
         snprintf(what, sizeof what, "%s at offset %zu of %llu",
                  torn ? "torn tail (a writer died; the next writer cuts it)"
                       : "record fails its checksum",
                  pos, (unsigned long long)size);
         if (torn)
             printf("note: %s: %s\n", path, what);
-        else
+        else {
             damage(path, what);
+            sw->known = 0;   /* what follows the damage cannot be counted */
+        }
     }
     if (!last && !rotated)
         damage(path, "sealed log without its rotation record");
+    *rotated_out = rotated;
     free(buf);
+    return batches;
+}
+
+/* The sequence numbers of SST `path`'s entries against its manifest entry
+ * and the manifest's last_seq (see "Sequence numbers" above). */
+static void check_sst_seqs(const char *path, sst_t *t, const mf_file_t *f,
+                           uint64_t last_seq)
+{
+    char what[256];
+    if (f->entries && f->min_seq > f->max_seq) {
+        snprintf(what, sizeof what, "the manifest gives it sequence numbers %llu..%llu (min above max)",
+                 (unsigned long long)f->min_seq, (unsigned long long)f->max_seq);
+        damage(path, what);
+    }
+    else if (f->max_seq > last_seq) {
+        snprintf(what, sizeof what,
+                 "the manifest gives it sequence numbers up to %llu, beyond its last_seq %llu",
+                 (unsigned long long)f->max_seq, (unsigned long long)last_seq);
+        damage(path, what);
+    }
+    sst_iter_t *it;
+    if (sst_iter_new(&it, t) != APR_SUCCESS) {
+        damage(path, "cannot be scanned");
+        return;
+    }
+    uint64_t lo = UINT64_MAX, hi = 0, n = 0;
+    for (sst_iter_seek_first(it); sst_iter_valid(it); sst_iter_next(it)) {
+        kv_ent_t e;
+        sst_iter_entry(it, &e);
+        if (e.seq < lo)
+            lo = e.seq;
+        if (e.seq > hi)
+            hi = e.seq;
+        n++;
+    }
+    if (sst_iter_status(it) != APR_SUCCESS)
+        damage(path, "fails a checksum or format check while scanned");
+    else if (n && (lo < f->min_seq || hi > f->max_seq)) {
+        snprintf(what, sizeof what,
+                 "entries have sequence numbers %llu..%llu, outside the manifest's %llu..%llu",
+                 (unsigned long long)lo, (unsigned long long)hi,
+                 (unsigned long long)f->min_seq, (unsigned long long)f->max_seq);
+        damage(path, what);
+    }
+    sst_iter_free(it);
 }
 
 static int check(const char *dir)
 {
     manifest_t m;
     char path[4096];
-    snprintf(path, sizeof path, "%s/MANIFEST", dir);
+    fn_named(path, sizeof path, dir, FN_MANIFEST);
     apr_status_t rv = mf_read(dir, &m, NULL, NULL);
     if (rv == KV_CORRUPT) {
         damage(path, "fails its checksum or format checks");
@@ -140,6 +265,8 @@ static int check(const char *dir)
         if (rv == APR_SUCCESS) {
             rv = sst_verify(t);
             entries += sst_entries(t);
+            if (rv == APR_SUCCESS)
+                check_sst_seqs(path, t, &m.files[i], m.last_seq);
             sst_unref(t);
         }
         if (rv == KV_CORRUPT)
@@ -161,12 +288,29 @@ static int check(const char *dir)
     }
     if (d)
         closedir(d);
-    for (uint64_t n = m.log_start; n <= newest; n++)
-        check_log(dir, n, n == newest);
-    printf("checked: MANIFEST (generation %llu), %d SST files (%llu entries), logs %llu..%llu: %s\n",
-           (unsigned long long)m.generation, m.nfiles, (unsigned long long)entries,
-           (unsigned long long)m.log_start, (unsigned long long)newest,
-           damaged ? "DAMAGED" : "ok");
+    seq_walk_t sw = { 1, m.last_seq + 1 };
+    uint64_t active = 0;   /* the first log without a rotation record */
+    for (uint64_t n = m.log_start; n <= newest; n++) {
+        int rotated;
+        int batches = check_log(dir, n, n == newest, &sw, &rotated);
+        if (!rotated && !active)
+            active = n;
+        else if (active && batches) {
+            /* Replay and flushes stay in the active log until it is
+             * sealed: these records are never read. */
+            char what[160];
+            fn_numbered(path, sizeof path, dir, n, "log");
+            snprintf(what, sizeof what,
+                     "holds records beyond the active log %llu (which has no rotation "
+                     "record): replay never reaches them", (unsigned long long)active);
+            damage(path, what);
+        }
+    }
+    printf("checked: MANIFEST (generation %llu, last_seq %llu), %d SST files (%llu entries), "
+           "logs %llu..%llu: %s\n",
+           (unsigned long long)m.generation, (unsigned long long)m.last_seq, m.nfiles,
+           (unsigned long long)entries, (unsigned long long)m.log_start,
+           (unsigned long long)newest, damaged ? "DAMAGED" : "ok");
     mf_free(&m);
     return damaged ? 1 : 0;
 }
