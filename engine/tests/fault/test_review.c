@@ -92,3 +92,104 @@ Test(review, recovery_trusts_an_unsynced_rotation_and_loses_a_synced_write, .tim
     tu_rmrf(dir);
     free(dir);
 }
+
+/* ---- a failed group whose cut-back failed, resurrected by recovery ---- */
+
+#include <pthread.h>
+#include "db_impl.h"
+
+typedef struct {
+    kv_db_t *db;
+    const char *key;
+    size_t vlen;
+    apr_status_t rv;
+} wr_t;
+
+static void *wr_main(void *arg)
+{
+    wr_t *w = arg;
+    char v[4096];
+    memset(v, 'v', sizeof v);
+    w->rv = kv_put(w->db, w->key, strlen(w->key), v, w->vlen, NULL, NULL);
+    return NULL;
+}
+
+static int queue_len(kv_db_t *db)
+{
+    int n = 0;
+    pthread_mutex_lock(&db->wq_mu);
+    for (kv_writer_t *x = db->wq_head; x; x = x->next)
+        n++;
+    pthread_mutex_unlock(&db->wq_mu);
+    return n;
+}
+
+static void wait_queue(kv_db_t *db, int n)
+{
+    apr_time_t t0 = apr_time_now();
+    while (queue_len(db) < n) {
+        cr_assert_lt(apr_time_now() - t0, apr_time_from_sec(10), "writer %d never queued", n);
+        sched_yield();
+    }
+}
+
+/* A group append [P1, P2] fails with ENOSPC after P1's record and part of
+ * P2's reached the file, and the cut-back fails too (EIO): the repair
+ * flag is set, both writers get ENOSPC, and both handles answer NOTFOUND
+ * for P1 (invariant 4 holds while the mapping lives).  Then every handle
+ * closes before anyone writes again (the repair flag lives only in SHM).
+ * The next open gets a new mapping, and recover_end takes every whole
+ * record in the log as published: P1's put, which failed and which
+ * readers were told is absent, is there after the reopen.  (The existing
+ * test inject/short_log_write_whose_cut_back_fails_is_never_seen lets a
+ * later writer do the repair, and checks failed keys only before the
+ * reopen.) */
+Test(review, failed_group_whose_cut_back_failed_reappears_after_reopen, .timeout = 60)
+{
+    char *dir = tu_tmpdir();
+    apr_pool_t *pool = tu_pool();
+    fault_clear();
+    kv_db_t *a = open_db(dir, pool, KV_SYNC_OFF), *b = open_db(dir, pool, KV_SYNC_OFF);
+    cr_assert(a && b);
+    cr_assert_eq(kv_put(b, TU_STR("before"), TU_STR("x"), NULL, NULL), APR_SUCCESS);
+    /* Line up L alone, then P1 and P2 behind it (one group). */
+    cr_assert_eq(pthread_mutex_lock(&a->shm.m->log_mu), 0);
+    wr_t wl = { a, "lead", 10, 0 }, w1 = { a, "p1", 2000, 0 }, w2 = { a, "p2", 2000, 0 };
+    pthread_t tl, t1, t2;
+    pthread_create(&tl, NULL, wr_main, &wl);
+    wait_queue(a, 1);
+    pthread_create(&t1, NULL, wr_main, &w1);
+    wait_queue(a, 2);
+    pthread_create(&t2, NULL, wr_main, &w2);
+    wait_queue(a, 3);
+    /* L's append is the first log write, the group's the second: P1's
+     * record (about 2030 bytes) lands whole, P2's does not. */
+    fault_fail(FAULT_WRITE, ".log", 2, 1, ENOSPC, 2600, 0);
+    fault_fail(FAULT_TRUNCATE, ".log", 1, 1, EIO, 0, 0);
+    pthread_mutex_unlock(&a->shm.m->log_mu);
+    pthread_join(tl, NULL);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    fault_clear();
+    cr_assert_eq(wl.rv, APR_SUCCESS);
+    cr_assert_neq(w1.rv, APR_SUCCESS, "p1's put was acknowledged (the group did not fail?)");
+    cr_assert_neq(w2.rv, APR_SUCCESS);
+    kv_value_t v;
+    cr_assert_eq(kv_get(a, TU_STR("p1"), pool, &v), KV_NOTFOUND);
+    cr_assert_eq(kv_get(b, TU_STR("p1"), pool, &v), KV_NOTFOUND,
+                 "b sees the failed p1 before the reopen");
+    cr_assert_eq(__atomic_load_n(&a->shm.m->repair, __ATOMIC_ACQUIRE), 1u,
+                 "setup: the cut-back did not fail");
+    kv_db_close(a);
+    kv_db_close(b);
+    kv_db_t *c = open_db(dir, pool, KV_SYNC_OFF);
+    cr_assert_not_null(c);
+    cr_assert_eq(kv_get(c, TU_STR("before"), pool, &v), APR_SUCCESS);
+    cr_assert_eq(kv_get(c, TU_STR("lead"), pool, &v), APR_SUCCESS);
+    apr_status_t rv = kv_get(c, TU_STR("p1"), pool, &v);
+    cr_expect_eq(rv, KV_NOTFOUND, "p1's failed put (readers were told NOTFOUND) is there after the reopen");
+    kv_db_close(c);
+    apr_pool_destroy(pool);
+    tu_rmrf(dir);
+    free(dir);
+}
