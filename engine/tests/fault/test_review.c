@@ -193,3 +193,102 @@ Test(review, failed_group_whose_cut_back_failed_reappears_after_reopen, .timeout
     tu_rmrf(dir);
     free(dir);
 }
+
+/* ---- a value answered, then lost: the writer dies between apply and publish ---- */
+
+#include <sys/mman.h>
+
+static void *batch_main(void *arg)
+{
+    void **x = arg;
+    kv_write_batch(x[0], x[1], NULL);
+    return NULL;
+}
+
+/* The worse form of test review/writer_process_reads_its_group_before_it_is_published
+ * (engine/tests/test_review.c): the writing process answers a read from
+ * its group [probe, B] (B a 6000-entry batch whose apply takes a while),
+ * and is killed at that instant, before append_group's shm_publish (here
+ * the reading thread itself _exits as soon as it has its answer and sees
+ * `applied` past the published end).  The next lock holder cuts the log
+ * back to the published end, as invariant 6 says: the value the dead
+ * process answered with is one nobody will ever read. */
+Test(review, value_answered_by_a_writer_killed_before_publishing_is_lost, .timeout = 60)
+{
+    char *dir = tu_tmpdir();
+    apr_pool_t *pool = tu_pool();
+    fault_clear();
+    kv_db_t *b = open_db(dir, pool, KV_SYNC_OFF);
+    cr_assert_not_null(b);
+    char *shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq((void *)shared, MAP_FAILED);
+    shared[0] = 0;
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        apr_pool_t *p = tu_pool();
+        kv_options_t o = tu_opts(8 << 20, 0);
+        kv_db_t *a;
+        if (kv_db_open(&a, dir, &o, p) != APR_SUCCESS)
+            _exit(10);
+        kv_batch_t *batch;
+        if (kv_batch_create(&batch, p) != APR_SUCCESS)
+            _exit(11);
+        for (unsigned long i = 0; i < 6000; i++) {
+            char k[32];
+            tu_key(k, sizeof k, "b", i);
+            kv_batch_put(batch, k, strlen(k), TU_STR("x"), 0);
+        }
+        for (int round = 0; round < 50; round++) {
+            char lead[32], probe[32];
+            snprintf(lead, sizeof lead, "lead%d", round);
+            snprintf(probe, sizeof probe, "probe%d", round);
+            pthread_t tl, tp, tb;
+            if (pthread_mutex_lock(&a->shm.m->log_mu) != 0)
+                _exit(12);
+            wr_t wl = { a, lead, 10, 0 }, wp = { a, probe, 10, 0 };
+            void *bx[2] = { a, batch };
+            pthread_create(&tl, NULL, wr_main, &wl);
+            wait_queue(a, 1);
+            pthread_create(&tp, NULL, wr_main, &wp);
+            wait_queue(a, 2);
+            pthread_create(&tb, NULL, batch_main, bx);
+            wait_queue(a, 3);
+            pthread_mutex_unlock(&a->shm.m->log_mu);
+            for (apr_time_t t0 = apr_time_now(); apr_time_now() - t0 < apr_time_from_sec(10);) {
+                kv_value_t v;
+                if (kv_get(a, probe, strlen(probe), p, &v) != APR_SUCCESS)
+                    continue;
+                if (__atomic_load_n(&a->applied, __ATOMIC_ACQUIRE) > shm_end(&a->shm)) {
+                    /* Answered from an unpublished group: killed now. */
+                    snprintf(shared, 64, "%s", probe);
+                    _exit(FAULT_EXIT);
+                }
+                break;
+            }
+            pthread_join(tl, NULL);
+            pthread_join(tp, NULL);
+            pthread_join(tb, NULL);
+        }
+        _exit(20);   /* never caught the window */
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && (WEXITSTATUS(status) == FAULT_EXIT || WEXITSTATUS(status) == 20),
+              "child status %d", status);
+    if (WEXITSTATUS(status) == 20)
+        shared[0] = 0;   /* no read was answered from an unpublished group */
+    cr_log_info("the killed writer's process answered %s", shared);
+    kv_value_t v;
+    /* b takes the lock after the dead holder (the cut-back), and writes. */
+    cr_assert_eq(kv_put(b, TU_STR("after"), TU_STR("x"), NULL, NULL), APR_SUCCESS);
+    apr_status_t rv = shared[0] ? kv_get(b, shared, strlen(shared), pool, &v) : APR_SUCCESS;
+    cr_expect_eq(rv, APR_SUCCESS,
+                 "the writer's process answered \"%s\" before it was published; it was killed, "
+                 "the log was cut back, and nobody will ever read it (rv %d)", shared, rv);
+    kv_db_close(b);
+    munmap(shared, 4096);
+    apr_pool_destroy(pool);
+    tu_rmrf(dir);
+    free(dir);
+}
