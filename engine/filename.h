@@ -12,6 +12,8 @@
 #define FN_SHM "SHM"
 #define FN_LOCK "LOCK"
 #define FN_FLUSHLOCK "FLUSHLOCK"
+#define FN_REPAIR "REPAIR"
+#define FN_REPAIR_TMP "REPAIR.tmp"
 
 /* "dir/NNNNNN.ext": a log ("log") or an SST ("sst"). */
 static inline void fn_numbered(char *buf, size_t n, const char *dir, uint64_t number, const char *ext)

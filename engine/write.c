@@ -16,6 +16,8 @@
 #include "db_impl.h"
 #include "fileio.h"
 #include "filename.h"
+#include "coding.h"
+#include "filename.h"
 
 /* ---- repair and recovery ------------------------------------------------ */
 
@@ -44,12 +46,57 @@ static apr_status_t cut_back(kv_db_t *db)
     return rv;
 }
 
+/* The cut-back is owed: the repair flag tells the next lock holder, and
+ * the file REPAIR (the end, synced) tells recovery, should every process
+ * close before anyone repaired (the flag dies with the mapping, and
+ * recovery would otherwise take the failed append's whole records as
+ * published).  Best effort: if REPAIR cannot be written either, only the
+ * flag remains. */
+static void owe_repair(kv_db_t *db)
+{
+    char buf[8], tmp[4096], path[4096];
+    put_u64(buf, shm_end(&db->shm));
+    fn_named(tmp, sizeof(tmp), db->dir, FN_REPAIR_TMP);
+    fn_named(path, sizeof(path), db->dir, FN_REPAIR);
+    fio_write_file_atomic(db->dir, tmp, path, buf, sizeof(buf));
+    __atomic_store_n(&db->shm.m->repair, 1, __ATOMIC_RELEASE);
+}
+
+/* The repair is done: forget it, durably, before anything is appended. */
+static apr_status_t repaired(kv_db_t *db)
+{
+    char path[4096];
+    fn_named(path, sizeof(path), db->dir, FN_REPAIR);
+    if (access(path, F_OK) == 0) {
+        apr_status_t rv = fio_unlink(path);
+        if (rv == APR_SUCCESS)
+            rv = fio_fsync_dir(db->dir);
+        if (rv)
+            return rv;
+    }
+    __atomic_store_n(&db->shm.m->repair, 0, __ATOMIC_RELEASE);
+    return APR_SUCCESS;
+}
+
+/* The end REPAIR records, if a repair is owed (0: none). */
+static uint64_t repair_owed(kv_db_t *db)
+{
+    char path[4096], buf[8];
+    fn_named(path, sizeof(path), db->dir, FN_REPAIR);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    return n == sizeof(buf) ? get_u64(buf) : 0;
+}
+
 /* A failure left bytes past the end: cut them now, or make the next
- * holder do it. */
+ * holder (or recovery) do it. */
 static void cut_back_or_flag(kv_db_t *db)
 {
     if (cut_back(db) != APR_SUCCESS)
-        __atomic_store_n(&db->shm.m->repair, 1, __ATOMIC_RELEASE);
+        owe_repair(db);
 }
 
 typedef struct {
@@ -80,6 +127,9 @@ static apr_status_t recover_end(kv_db_t *db)
         return rv;
     uint64_t n = m.log_start;
     mf_free(&m);
+    /* A cut-back owed when the last process closed: nothing past that end
+     * was ever published. */
+    uint64_t owed = repair_owed(db);
     replay_buf_t buf = { 0 };
     scan_ctx_t c = { 0 };
     for (;;) {
@@ -91,8 +141,21 @@ static apr_status_t recover_end(kv_db_t *db)
             break;
         replay_t r;
         rv = replay_log(w->fd, 0, REPLAY_TO_END, &buf, scan_cb, &c, &r);
+        if (rv == APR_SUCCESS && owed && logpos_log(owed) == n) {
+            r.rotated = 0;
+            r.damaged = 0;
+            if (r.end > logpos_off(owed))
+                r.end = logpos_off(owed);
+        }
         if (rv == APR_SUCCESS && r.rotated && r.next_log != n + 1)
             rv = KV_CORRUPT;
+        /* Whatever recovery takes as published must be durable before it
+         * says so: its writer may have died before syncing (inside a
+         * rotation's fdatasync, say), and an `always` write acknowledged
+         * after this point must not sit on top of pages a power loss could
+         * take. */
+        if (rv == APR_SUCCESS)
+            rv = log_sync(db, w);
         if (rv == APR_SUCCESS && !r.rotated && r.damaged) {
             db_report_corruption(db, n, "log", r.end);
             rv = KV_CORRUPT;
@@ -116,6 +179,10 @@ static apr_status_t recover_end(kv_db_t *db)
     replay_buf_free(&buf);
     if (rv == APR_SUCCESS)
         rv = cut_back(db);   /* a next log nobody rotated into */
+    if (rv == APR_SUCCESS)
+        rv = fio_fsync_dir(db->dir);   /* logs created or removed above */
+    if (rv == APR_SUCCESS)
+        rv = repaired(db);
     return rv;
 }
 
@@ -131,7 +198,7 @@ static apr_status_t log_lock(kv_db_t *db)
     if (died) {
         rv = cut_back(db);
         if (rv)
-            __atomic_store_n(&db->shm.m->repair, 1, __ATOMIC_RELEASE);
+            owe_repair(db);
         apr_status_t crv = shm_consistent(&db->shm);
         if (rv || crv) {
             shm_unlock(&db->shm);
@@ -139,11 +206,10 @@ static apr_status_t log_lock(kv_db_t *db)
         }
     }
     if (__atomic_load_n(&db->shm.m->repair, __ATOMIC_ACQUIRE)) {
-        if ((rv = cut_back(db))) {
+        if ((rv = cut_back(db)) || (rv = repaired(db))) {
             shm_unlock(&db->shm);
             return rv;
         }
-        __atomic_store_n(&db->shm.m->repair, 0, __ATOMIC_RELEASE);
     }
     return APR_SUCCESS;
 }
@@ -364,9 +430,8 @@ static apr_status_t check_cond(kv_db_t *db, const char *key, size_t klen,
 
 /* Seal the records of the writers from `first` to `last` (queue order)
  * with consecutive sequence numbers and append them at the published end
- * in one pwrite.  On success they are applied here and published, in that
- * order, under state_mu (this process's readers see them only once
- * published: visible_seq moves with the end).  On failure the log is cut
+ * in one pwrite.  On success they are published and applied here, in
+ * that order, under state_mu.  On failure the log is cut
  * back to the end, nothing is applied or published.  Log lock held,
  * caught up. */
 static apr_status_t append_group(kv_db_t *db, kv_writer_t *first, kv_writer_t *last)
@@ -421,11 +486,15 @@ static apr_status_t append_group(kv_db_t *db, kv_writer_t *first, kv_writer_t *l
                 break;
         }
         apr_thread_mutex_lock(db->state_mu);
-        /* The records are whole in the file: they are published even if
+        /* Published first, then applied: this process's readers see the
+         * records only once `applied` reaches them, which is after the
+         * publish (a reader level with the old end waits for state_mu),
+         * so none answers with a record that could still be cut back.
+         * The records are whole in the file: they stay published even if
          * applying them here fails part-way (ENOMEM); this process then
          * stays behind the end and its next catch-up applies the rest. */
-        rv = catchup_apply_own(db, buf, len, end);
         shm_publish(&db->shm, new_end);
+        rv = catchup_apply_own(db, buf, len, end);
         apr_thread_mutex_unlock(db->state_mu);
     }
     if (buf != first->rec->buf)
