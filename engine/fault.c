@@ -369,8 +369,26 @@ static int name_ends(int fd, const char *path, const char *ext)
     return pl >= el && strcmp(path + pl - el, ext) == 0;
 }
 
+/* The flag file `flag` exists in the directory of fd's file. */
+static int flag_beside(int fd, const char *flag)
+{
+    char link[64], path[PATH_MAX];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, sizeof path - 1);
+    if (n <= 0)
+        return 0;
+    path[n] = '\0';
+    char *slash = strrchr(path, '/');
+    if (!slash)
+        return 0;
+    snprintf(slash + 1, sizeof path - (size_t)(slash + 1 - path), "%s", flag);
+    return access(path, F_OK) == 0;
+}
+
 int fault_check(int op, int fd, const char *path, size_t *partial)
 {
+    if (op == FAULT_SYNC && fd >= 0 && name_ends(fd, NULL, ".log") && flag_beside(fd, FAULT_SYNC_FLAG))
+        return EIO;
     pthread_mutex_lock(&rule_mu);
     int err = 0;
     for (int i = 0; i < nrules && !err; i++) {

@@ -26,6 +26,9 @@
 
 #define FAULT_EXIT 86
 #define FAULT_EIO_FLAG "FAULT-EIO"
+/* While this file exists beside a log, every fdatasync of the log fails
+ * with EIO (for tests through Apache, which cannot call fault_fail). */
+#define FAULT_SYNC_FLAG "FAULT-SYNC-EIO"
 
 /* Track dir; cut the power at the `after`-th file operation from now
  * (0: track, never cut). */
