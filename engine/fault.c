@@ -309,6 +309,8 @@ typedef struct {
     char ext[16];
     uint64_t nth, count, seen;
     size_t partial;
+    void (*fn)(void *);
+    void *arg;
 } rule_t;
 static rule_t rules[MAX_RULES];
 static int nrules;
@@ -328,6 +330,21 @@ void fault_fail(int op, const char *ext, uint64_t nth, uint64_t count, int err,
         r->err = err;
         r->partial = partial;
         r->die = die;
+        r->fn = NULL;
+    }
+    pthread_mutex_unlock(&rule_mu);
+}
+
+void fault_call(int op, const char *ext, uint64_t nth, void (*fn)(void *), void *arg)
+{
+    pthread_mutex_lock(&rule_mu);
+    int before = nrules;
+    pthread_mutex_unlock(&rule_mu);
+    fault_fail(op, ext, nth, 1, 0, 0, 0);
+    pthread_mutex_lock(&rule_mu);
+    if (nrules > before) {
+        rules[nrules - 1].fn = fn;
+        rules[nrules - 1].arg = arg;
     }
     pthread_mutex_unlock(&rule_mu);
 }
@@ -391,6 +408,8 @@ int fault_check(int op, int fd, const char *path, size_t *partial)
         return EIO;
     pthread_mutex_lock(&rule_mu);
     int err = 0;
+    void (*fn)(void *) = NULL;
+    void *arg = NULL;
     for (int i = 0; i < nrules && !err; i++) {
         rule_t *r = &rules[i];
         if (r->op != op || !name_ends(fd, path, r->ext))
@@ -398,6 +417,11 @@ int fault_check(int op, int fd, const char *path, size_t *partial)
         uint64_t n = ++r->seen;
         if (n < r->nth || (r->count && n >= r->nth + r->count))
             continue;
+        if (r->fn) {
+            fn = r->fn;
+            arg = r->arg;
+            continue;
+        }
         err = r->err ? r->err : EIO;
         if (partial)
             *partial = r->partial;
@@ -409,5 +433,7 @@ int fault_check(int op, int fd, const char *path, size_t *partial)
         }
     }
     pthread_mutex_unlock(&rule_mu);
+    if (fn && !err)
+        fn(arg);
     return err;
 }

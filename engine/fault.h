@@ -50,6 +50,11 @@ enum { FAULT_WRITE, FAULT_SYNC, FAULT_OPEN, FAULT_TRUNCATE, FAULT_SYNC_DIR, FAUL
 void fault_fail(int op, const char *ext, uint64_t nth, uint64_t count, int err,
                 size_t partial, int die);
 void fault_clear(void);
+/* From now on, the nth matching operation (as for fault_fail) first calls
+ * fn(arg), outside the layer's locks, then goes ahead normally: a test
+ * runs another process's step at that exact instant.  Shares the 8 rules;
+ * fault_clear removes it. */
+void fault_call(int op, const char *ext, uint64_t nth, void (*fn)(void *), void *arg);
 /* Matching operations of the rule seen so far. */
 uint64_t fault_seen(void);
 /* The hook: 0 to go ahead, else the errno to fail with (*partial: bytes

@@ -258,8 +258,11 @@ apr_status_t flush_remove_orphans(kv_db_t *db)
         size_t len = strlen(n);
         uint64_t num;
         int remove = 0;
+        /* REPAIR.tmp is written under the log lock, not FLUSHLOCK: its
+         * writer may be alive (write.c: owe_repair), and one that died
+         * left nothing anyone reads (the next owe_repair truncates it). */
         if (len > 4 && strcmp(n + len - 4, ".tmp") == 0)
-            remove = 1;
+            remove = strcmp(n, FN_REPAIR_TMP) != 0;
         else if (parse_name(n, &num, "log"))
             remove = num < m.log_start;
         else if (parse_name(n, &num, "sst")) {

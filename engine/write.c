@@ -62,18 +62,21 @@ static void owe_repair(kv_db_t *db)
     __atomic_store_n(&db->shm.m->repair, 1, __ATOMIC_RELEASE);
 }
 
-/* The repair is done: forget it, durably, before anything is appended. */
+/* The repair is done: forget it, durably, before anything is appended.
+ * The directory is synced even when REPAIR is already gone: an earlier
+ * holder may have unlinked it and failed the sync, and an unlink not yet
+ * durable comes back with a power cut, under whatever was appended since. */
 static apr_status_t repaired(kv_db_t *db)
 {
     char path[4096];
     fn_named(path, sizeof(path), db->dir, FN_REPAIR);
-    if (access(path, F_OK) == 0) {
-        apr_status_t rv = fio_unlink(path);
-        if (rv == APR_SUCCESS)
-            rv = fio_fsync_dir(db->dir);
-        if (rv)
-            return rv;
-    }
+    apr_status_t rv = APR_SUCCESS;
+    if (access(path, F_OK) == 0)
+        rv = fio_unlink(path);
+    if (rv == APR_SUCCESS)
+        rv = fio_fsync_dir(db->dir);
+    if (rv)
+        return rv;
     __atomic_store_n(&db->shm.m->repair, 0, __ATOMIC_RELEASE);
     return APR_SUCCESS;
 }
