@@ -33,8 +33,13 @@ static apr_status_t cut_back(kv_db_t *db)
     if (rv == APR_SUCCESS) {
         uint64_t size;
         rv = fio_file_size(w->fd, &size);
-        if (rv == APR_SUCCESS && size > logpos_off(end))
+        if (rv == APR_SUCCESS && size > logpos_off(end)) {
+            /* Synced: an unsynced truncate can be undone by a crash while
+             * the bytes it cut were synced (recovery would adopt them). */
             rv = fio_truncate(w->fd, logpos_off(end));
+            if (rv == APR_SUCCESS)
+                rv = log_sync(db, w);
+        }
         wal_file_unref(w);
     }
     if (rv == APR_SUCCESS) {
@@ -152,13 +157,6 @@ static apr_status_t recover_end(kv_db_t *db)
         }
         if (rv == APR_SUCCESS && r.rotated && r.next_log != n + 1)
             rv = KV_CORRUPT;
-        /* Whatever recovery takes as published must be durable before it
-         * says so: its writer may have died before syncing (inside a
-         * rotation's fdatasync, say), and an `always` write acknowledged
-         * after this point must not sit on top of pages a power loss could
-         * take. */
-        if (rv == APR_SUCCESS)
-            rv = log_sync(db, w);
         if (rv == APR_SUCCESS && !r.rotated && r.damaged) {
             db_report_corruption(db, n, "log", r.end);
             rv = KV_CORRUPT;
@@ -169,10 +167,18 @@ static apr_status_t recover_end(kv_db_t *db)
                 rv = fio_truncate(w->fd, r.end);
             if (rv == APR_SUCCESS && r.end > logpos_off(UINT64_MAX))
                 rv = KV_CORRUPT;
-            if (rv == APR_SUCCESS) {
-                shm_publish(&db->shm, logpos(n, r.end));
-                shm_raise_synced(&db->shm, logpos(n, r.end));
-            }
+        }
+        /* Whatever recovery takes as published must be durable before it
+         * says so: its writer may have died before syncing (inside a
+         * rotation's fdatasync, say), and an `always` write acknowledged
+         * after this point must not sit on top of pages a power loss could
+         * take.  Synced after the truncation, so a crash cannot bring back
+         * what it cut while keeping what it took. */
+        if (rv == APR_SUCCESS)
+            rv = log_sync(db, w);
+        if (rv == APR_SUCCESS && !r.rotated) {
+            shm_publish(&db->shm, logpos(n, r.end));
+            shm_raise_synced(&db->shm, logpos(n, r.end));
         }
         wal_file_unref(w);
         if (rv || !r.rotated)
