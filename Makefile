@@ -11,8 +11,8 @@
 #   make install  install the module and conf/kvlsm.{load,conf} (a2enmod kvlsm)
 #   make bench    engine vs LevelDB (bench/)
 #   make fuzz     libFuzzer on the request parser, log and SST readers
-#   make stress   the shared-log load test at 8000 writes per thread,
-#                 1000 simulated power cuts per sync mode, then 200 cycles
+#   make stress   the shared-log load test and the linearizability tests,
+#                 long; 1000 simulated power cuts per sync mode; 200 cycles
 #                 of kill -9 of Apache under load (t/crash.t)
 # `test` and `run` first install missing Debian packages when run as root.
 
@@ -104,10 +104,13 @@ apache-asan: module
 	KVLSM_SANITIZE=1 sh t/run.sh
 
 # kill -9 of the whole Apache under concurrent writes, 200 times (t/crash.t
-# runs 10 cycles within `make test`).
+# runs 10 cycles within `make test`); the shared-log load test at 8000
+# writes per thread; the linearizability tests with 20000 ops per thread,
+# 5 runs each (engine/tests/test_linearizable.c).
 stress: deps module $(ENGINE_TESTS)
 	KVLSM_SHAREDLOG_WRITES=8000 $(ENGINE_TESTS) --filter 'sharedlog/*'
 	KVLSM_POWER_CYCLES=1000 $(MAKE) fault-test
+	KVLSM_LIN_OPS=20000 KVLSM_LIN_ROUNDS=5 $(ENGINE_TESTS) --filter 'linearizable/*' --verbose=1
 	KVLSM_STRESS_CYCLES=200 sh t/run.sh -verbose t/crash.t
 
 run: deps module
