@@ -888,10 +888,15 @@ static void run_round(const knobs_t *kn, uint64_t seed, int kill_one)
                     (unsigned long long)threshold);
     }
     int hung_any = 0, bad_exit = -1, bad_status = 0;
+    char hung_list[128] = "";
     for (int p = killed ? 1 : 0; p < NPROC; p++) {
         int hung;
         int status = wait_bounded(pids[p], t_start + grace, &hung);
         hung_any |= hung;
+        if (hung)
+            snprintf(hung_list + strlen(hung_list), sizeof hung_list - strlen(hung_list),
+                     " %d (pid %d, %llu ops done)", p, (int)pids[p],
+                     (unsigned long long)__atomic_load_n(&h->done[p], __ATOMIC_ACQUIRE));
         if (!hung && !(WIFEXITED(status) && WEXITSTATUS(status) == 0) && bad_exit < 0) {
             bad_exit = p;
             bad_status = status;
@@ -976,8 +981,10 @@ static void run_round(const knobs_t *kn, uint64_t seed, int kill_one)
     free(lin_dir);
     lin_dir = NULL;
     cr_assert_gt(dbst.sst_files, 0, "seed %llu: memtables were flushed", (unsigned long long)seed);
-    cr_assert(!hung_any, "seed %llu: a process did not finish in time and was killed",
-              (unsigned long long)seed);
+    cr_assert(!hung_any, "seed %llu: %s; still running after %llu s, killed:%s (their ops in "
+              "flight were checked as cut)", (unsigned long long)seed,
+              killed ? "after the kill of process 0" : "no process was killed",
+              (unsigned long long)(grace / 1000000000ull), hung_list);
     cr_assert_eq(bad_exit, -1, "seed %llu: process %d status %d", (unsigned long long)seed,
                  bad_exit, bad_status);
     cr_assert_eq(rc, LIN_LINEARIZABLE,
