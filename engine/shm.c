@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 #include "shm.h"
 #include "fileio.h"
@@ -96,7 +97,19 @@ void shm_detach(shm_handle_t *h)
 apr_status_t shm_lock(shm_handle_t *h, int *holder_died)
 {
     *holder_died = 0;
-    int rc = pthread_mutex_lock(&h->m->log_mu);
+    /* A wait bounded to a second at a time: when a holder's process dies,
+     * the kernel wakes one waiter, and if that waiter dies with the same
+     * process before taking the lock, the others would sleep on over a
+     * free lock (seen as hangs after kill -9 in the linearizability test
+     * of the previous engine).  Waking up to try again costs nothing in
+     * the common case: a free lock is taken by trylock. */
+    int rc = pthread_mutex_trylock(&h->m->log_mu);
+    while (rc == EBUSY || rc == ETIMEDOUT) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        rc = pthread_mutex_timedlock(&h->m->log_mu, &ts);
+    }
     if (rc == EOWNERDEAD) {
         /* Not marked consistent here: the caller repairs the log first,
          * so a repair that fails is never forgotten (shm.h). */
