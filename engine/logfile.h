@@ -28,7 +28,11 @@ void wal_file_unref(wal_file_t *w);
 /* fdatasync w.  Never retried into a success: once any process's sync of
  * a log failed, this and every later call return KV_SYNCFAIL without
  * syncing.  Syncs of one process are serialised, so no thread of it can
- * sync after another's failure and before the failure is recorded. */
+ * sync after another's failure and before the failure is recorded.
+ * Across processes one window remains: Linux reports a writeback error
+ * once to each open description, and one opened after another process
+ * saw the error (microseconds before that process stores sync_failed)
+ * would not see it, so its sync could succeed over dropped pages. */
 apr_status_t log_sync(struct kv_db_t *db, wal_file_t *w);
 
 #endif
