@@ -20,7 +20,7 @@ my @bad = (
     [ 'KVLSMMapSize lots',          qr/KVLSMMapSize: 'lots' is not valid: give a size from 0 \(never map\) to 64G/ ],
     [ 'KVLSMMapSize 65G',           qr/KVLSMMapSize: '65G' is not valid/ ],
 );
-plan tests => 2 + 2 * @bad;
+plan tests => 3 + 2 * @bad;
 
 my $top = top_dir();
 my $dir = tempdir('kvlsm-conftest-XXXXXX', TMPDIR => 1, CLEANUP => 1);
@@ -54,6 +54,11 @@ CONF
     my $output = `@{[httpd()]} -t -f $dir/apache2.conf 2>&1`;
     return ($? >> 8, $output);
 }
+
+# Safe by default: the shipped store is reachable from this machine only.
+open $in, '<', "$top/conf/kvlsm.conf" or die $!;
+my @open = grep { /^\s*(Listen|<VirtualHost)\b/i && !/(127\.0\.0\.1|\[::1\]):\d+/ } <$in>;
+ok t_cmp(join('', @open), '', 'every Listen and VirtualHost of the shipped conf is on loopback');
 
 my ($rc, $outp) = configtest('');
 ok t_cmp($rc, 0, 'shipped configuration passes configtest');
