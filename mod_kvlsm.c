@@ -28,6 +28,7 @@
 #include <cjson/cJSON.h>
 #include "http/request.h"
 #include "http/handlers.h"
+#include "http/store.h"
 
 module AP_MODULE_DECLARE_DATA kvlsm_module;
 
@@ -44,7 +45,7 @@ typedef struct {
     apr_int64_t map_bytes;       /* -1 unset */
 } kvlsm_server_conf;
 
-/* This child's open stores, by data directory. */
+/* This child's stores (kvlsm_store_t), by data directory. */
 static apr_hash_t *open_stores;
 
 /* ---- configuration ------------------------------------------------- */
@@ -328,18 +329,10 @@ static void kvlsm_child_init(apr_pool_t *pchild, server_rec *s)
         kv_options_t o = server_options(c);
         o.on_corruption = log_corruption;
         o.corruption_baton = v;
-        kv_db_t *db;
-        /* The engine closes itself (and stops its flush thread) in a
-         * cleanup of pchild when the child exits. */
-        apr_status_t rv = kv_db_open(&db, c->data_dir, &o, pchild);
-        if (rv != APR_SUCCESS) {
-            char buf[256];
-            ap_log_error(APLOG_MARK, APLOG_ERR, rv, v, APLOGNO(10906)
-                         "kvlsm: cannot open the store in %s: %s; requests get 503",
-                         c->data_dir, kv_strerror(rv, buf, sizeof buf));
-            continue;
-        }
-        apr_hash_set(open_stores, c->data_dir, APR_HASH_KEY_STRING, db);
+        /* Opened now; if that fails, again on a later request (store.c).
+         * The store closes itself in a cleanup of pchild. */
+        kvlsm_store_t *st = kvlsm_store_create(pchild, v, c->data_dir, &o);
+        apr_hash_set(open_stores, c->data_dir, APR_HASH_KEY_STRING, st);
     }
 }
 
@@ -777,9 +770,14 @@ static int kvlsm_handler(request_rec *r)
                       r->server->server_hostname);
         return kvh_send_error(r, HTTP_SERVICE_UNAVAILABLE, "store unavailable: no KVLSMDataDir", NULL, 0);
     }
-    kv_db_t *db = open_stores ? apr_hash_get(open_stores, c->data_dir, APR_HASH_KEY_STRING) : NULL;
-    if (!db)
+    kvlsm_store_t *st = open_stores ? apr_hash_get(open_stores, c->data_dir, APR_HASH_KEY_STRING) : NULL;
+    apr_time_t retry = apr_time_from_sec(1);
+    kv_db_t *db = st ? kvlsm_store_get(st, &retry) : NULL;
+    if (!db) {
+        apr_table_setn(r->err_headers_out, "Retry-After",
+                       apr_psprintf(r->pool, "%" APR_TIME_T_FMT, apr_time_sec(retry)));
         return kvh_send_error(r, HTTP_SERVICE_UNAVAILABLE, "store unavailable", NULL, 0);
+    }
     kv_options_t o = server_options(c);
     switch (which) {
     case 0: return handle_get(r, db, &o);
@@ -821,9 +819,12 @@ static int kvlsm_status_hook(request_rec *r, int flags)
         return OK;
     for (apr_hash_index_t *hi = apr_hash_first(r->pool, open_stores); hi; hi = apr_hash_next(hi)) {
         const void *dir;
-        void *db;
-        apr_hash_this(hi, &dir, NULL, &db);
-        kvh_status_section(r, flags, dir, db);
+        void *st;
+        apr_time_t retry;
+        apr_hash_this(hi, &dir, NULL, &st);
+        kv_db_t *db = kvlsm_store_get(st, &retry);
+        if (db)
+            kvh_status_section(r, flags, dir, db);
     }
     return OK;
 }
