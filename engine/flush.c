@@ -70,13 +70,14 @@ static apr_status_t load_log(kv_db_t *db, uint64_t number, memtable_t *mt, uint6
 {
     char path[4096];
     fn_numbered(path, sizeof(path), db->dir, number, "log");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return APR_FROM_OS_ERROR(errno);
+    int fd;
+    apr_status_t rv = fio_open(path, O_RDONLY | O_CLOEXEC, 0, &fd);
+    if (rv)
+        return rv;
     replay_buf_t buf = { 0 };
     load_ctx_t c = { mt, max_seq };
     replay_t r;
-    apr_status_t rv = replay_log(fd, 0, REPLAY_TO_END, &buf, load_cb, &c, &r);
+    rv = replay_log(fd, 0, REPLAY_TO_END, &buf, load_cb, &c, &r);
     close(fd);
     replay_buf_free(&buf);
     if (rv == APR_SUCCESS && (!r.rotated || r.next_log != number + 1)) {

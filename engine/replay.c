@@ -81,7 +81,7 @@ apr_status_t replay_log(int fd, uint64_t from, uint64_t to, replay_buf_t *b,
             }
             if (v.type != WAL_BATCH)
                 return KV_CORRUPT;
-            if ((rv = fn(baton, &v, off + pos, off + pos + len)))
+            if (fn && (rv = fn(baton, &v, off + pos, off + pos + len)))
                 return rv;
             pos += len;
             r->end = off + pos;

@@ -36,7 +36,8 @@ void replay_buf_free(replay_buf_t *b);
  * to == REPLAY_TO_END: up to the file's end, stopping at a rotation
  *   record or at the first bytes that are not a whole record (r->damaged
  *   says whether they could be a torn tail); APR_SUCCESS either way.
- * A callback's error stops the walk and is returned (r->end is then the
+ * fn may be NULL (only the stop is wanted).  A callback's error stops the
+ * walk and is returned (r->end is then the
  * failing record's offset). */
 #define REPLAY_TO_END UINT64_MAX
 apr_status_t replay_log(int fd, uint64_t from, uint64_t to, replay_buf_t *b,

@@ -8,16 +8,13 @@
  *     failed append is cut back before anything else is appended;
  *   - a rotation is published whole (record synced, next log created) or
  *     cut back entirely. */
-#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
-#include <apr_strings.h>
 #include "db_impl.h"
 #include "fileio.h"
 #include "filename.h"
 #include "coding.h"
-#include "filename.h"
 
 /* ---- repair and recovery ------------------------------------------------ */
 
@@ -107,20 +104,6 @@ static void cut_back_or_flag(kv_db_t *db)
         owe_repair(db);
 }
 
-typedef struct {
-    uint64_t last_seq;
-} scan_ctx_t;
-
-static apr_status_t scan_cb(void *baton, const wal_view_t *v, uint64_t off, uint64_t end)
-{
-    scan_ctx_t *c = baton;
-    (void)off;
-    (void)end;
-    if (v->count)
-        c->last_seq = v->first_seq + v->count - 1;
-    return APR_SUCCESS;
-}
-
 /* The mapping is new (nobody had the directory open): the published end
  * is lost with the old mapping, so find it in the files.  Every whole
  * record from the manifest's first log on, following rotation records,
@@ -139,7 +122,6 @@ static apr_status_t recover_end(kv_db_t *db)
      * was ever published. */
     uint64_t owed = repair_owed(db);
     replay_buf_t buf = { 0 };
-    scan_ctx_t c = { 0 };
     for (;;) {
         wal_file_t *w;
         rv = wal_file_open(db, n, 0, &w);
@@ -148,7 +130,7 @@ static apr_status_t recover_end(kv_db_t *db)
         if (rv)
             break;
         replay_t r;
-        rv = replay_log(w->fd, 0, REPLAY_TO_END, &buf, scan_cb, &c, &r);
+        rv = replay_log(w->fd, 0, REPLAY_TO_END, &buf, NULL, NULL, &r);
         if (rv == APR_SUCCESS && owed && logpos_log(owed) == n) {
             r.rotated = 0;
             r.damaged = 0;
@@ -161,12 +143,12 @@ static apr_status_t recover_end(kv_db_t *db)
             db_report_corruption(db, n, "log", r.end);
             rv = KV_CORRUPT;
         }
+        if (rv == APR_SUCCESS && !r.rotated && r.end > logpos_off(UINT64_MAX))
+            rv = KV_CORRUPT;   /* no end position can say it */
         if (rv == APR_SUCCESS && !r.rotated) {
             uint64_t size;
             if ((rv = fio_file_size(w->fd, &size)) == APR_SUCCESS && size > r.end)
                 rv = fio_truncate(w->fd, r.end);
-            if (rv == APR_SUCCESS && r.end > logpos_off(UINT64_MAX))
-                rv = KV_CORRUPT;
         }
         /* Whatever recovery takes as published must be durable before it
          * says so: its writer may have died before syncing (inside a

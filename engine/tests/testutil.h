@@ -56,6 +56,16 @@ static inline kv_options_t tu_opts(apr_size_t memtable, int background)
     return o;
 }
 
+/* A handle on dir with a 1 MiB memtable, no background thread and the
+ * given sync mode; NULL if it does not open. */
+static inline kv_db_t *tu_open_mode(const char *dir, apr_pool_t *pool, kv_sync_mode_e mode)
+{
+    kv_options_t o = tu_opts(1 << 20, 0);
+    o.sync_mode = mode;
+    kv_db_t *db = NULL;
+    return kv_db_open(&db, dir, &o, pool) == APR_SUCCESS ? db : NULL;
+}
+
 static inline void tu_key(char *buf, size_t n, const char *prefix, unsigned long i)
 {
     snprintf(buf, n, "%s%08lu", prefix, i);
