@@ -56,8 +56,8 @@ unit-test: $(ENGINE_TESTS) $(HTTP_TESTS)
 apache-test: module
 	@$(FAULT_MAKE) build/fault/mod_kvlsm.so
 	sh t/run.sh
-	@if [ "$$(id -u)" = 0 ]; then unshare -m perl t/diskfull.pl; \
-	 else echo "t/diskfull.pl skipped: it mounts a tmpfs, run make test as root"; fi
+	@if [ "$$(id -u)" = 0 ]; then unshare -m perl t/diskfull.pl && perl t/rootstart.pl; \
+	 else echo "t/diskfull.pl and t/rootstart.pl skipped: they need root (a tmpfs; children as www-data)"; fi
 
 test: deps
 	$(MAKE) unit-test

@@ -1,5 +1,6 @@
-/* mod_kvlsm.c -- the kvlsm module: its hooks (post_config prepares the
- * data directories, child_init opens each store in a child,
+/* mod_kvlsm.c -- the kvlsm module: its hooks (check_config and
+ * post_config check and prepare the data directories as the child user
+ * would use them, child_init opens each store in a child,
  * map_to_storage keeps the store's URLs off the filesystem, the handler
  * dispatches through the endpoint table), the table itself, and the
  * module declaration.  Directives are in http/config.c, answers in
@@ -32,6 +33,26 @@
 static apr_hash_t *open_stores;
 
 /* ---- start-up -------------------------------------------------------- */
+
+/* Before anything starts (and on `apachectl configtest`): can each
+ * store's child user reach its directory? */
+static int kvlsm_check_config(apr_pool_t *pconf, apr_pool_t *plog,
+                              apr_pool_t *ptemp, server_rec *s)
+{
+    (void)pconf;
+    (void)plog;
+    apr_hash_t *seen = apr_hash_make(ptemp);
+    int rc = OK;
+    for (server_rec *v = s; v; v = v->next) {
+        kvlsm_server_conf *c = kvlsm_conf(v);
+        if (!c->data_dir || apr_hash_get(seen, c->data_dir, APR_HASH_KEY_STRING))
+            continue;
+        apr_hash_set(seen, c->data_dir, APR_HASH_KEY_STRING, c);
+        if (kvlsm_datadir_check(ptemp, v, c->data_dir) != APR_SUCCESS)
+            rc = HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return rc;
+}
 
 static int kvlsm_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                              apr_pool_t *ptemp, server_rec *s)
@@ -206,6 +227,7 @@ static void kvlsm_register_hooks(apr_pool_t *p)
 {
     (void)p;
     APR_OPTIONAL_HOOK(ap, status_hook, kvlsm_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(kvlsm_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(kvlsm_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(kvlsm_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_map_to_storage(kvlsm_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
