@@ -25,6 +25,7 @@ void kv_options_default(kv_options_t *o)
     o->max_key_bytes = 4096;
     o->max_value_bytes = 1u << 20;
     o->background = 1;
+    o->map_bytes = KV_MAP_ALL;
 }
 
 const char *kv_strerror(apr_status_t rv, char *buf, apr_size_t n)

@@ -207,7 +207,7 @@ const command_rec kvlsm_cmds[] = {
                   "SST data block compression: none | lz4 | zstd (default none)"),
     AP_INIT_TAKE1("KVLSMMapSize", set_size, (void *)&rule_map, RSRC_CONF,
                   "SST bytes each child may read through memory mappings instead of pread:"
-                  " 0 (default, never) to 64G, K, M or G suffix allowed"),
+                  " 0 (never) to 64G, K, M or G suffix allowed (default: every SST)"),
     AP_INIT_TAKE1("KVLSMMaxKeySize", set_size, (void *)&rule_max_key, RSRC_CONF,
                   "Longest key in bytes, 1 to 65535 (default 4096)"),
     AP_INIT_TAKE1("KVLSMMaxValueSize", set_size, (void *)&rule_max_value, RSRC_CONF,
