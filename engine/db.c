@@ -182,6 +182,9 @@ apr_status_t kv_db_close(kv_db_t *db)
     for (int l = 0; l < KV_MAX_LEVELS; l++)
         free(db->cptr[l]);
     replay_buf_free(&db->rbuf);
+    free(db->group_buf);
+    db->group_buf = NULL;
+    db->group_cap = 0;
     if (db->lock_fd >= 0)
         close(db->lock_fd);
     if (db->flock_fd >= 0)
