@@ -142,3 +142,5 @@ install: module
 
 clean:
 	rm -rf build .libs http/.libs *.la *.lo *.slo http/*.lo http/*.slo http/*.o *.o var t/logs
+	rm -rf debian/.debhelper debian/libapache2-mod-kvlsm debian/tmp debian/files debian/*.substvars \
+	    debian/*.debhelper debian/*.debhelper.log debian/debhelper-build-stamp
