@@ -31,6 +31,10 @@ skip() { echo "$name skipped: $*"; exit 0; }
 ok() { n=$((n + 1)); echo "ok $n - $*"; }
 fail() {
     echo "not ok $((n + 1)) - $*"
+    if [ -s "${tmp:-/nonexistent}/body" ]; then
+        echo "--- the last answer's body ---"
+        head -c 2000 "$tmp/body"; echo
+    fi
     if [ -f "$errlog" ]; then
         echo "--- last lines of $errlog ---"
         tail -15 "$errlog"
