@@ -83,11 +83,18 @@ ctl() {
     fi
 }
 # Stops Apache by its PID file: SIGTERM to the parent, which stops its
-# children and exits.
+# children and exits; SIGKILL after 30 s (its children then leave too).
 stop_apache() {
     p=$(apache_pid) || return 0
     kill -TERM "$p"
-    wait_for "Apache (pid $p) stops" 30 apache_gone
+    end=$(($(date +%s) + 30))
+    while apache_running; do
+        if [ "$(date +%s)" -ge "$end" ]; then
+            kill -KILL "$p"
+            fail "Apache (pid $p) stops on SIGTERM within 30s (it got SIGKILL)"
+        fi
+        sleep 0.1
+    done
 }
 # a2dismod makes /var/lib/apache2/module/disabled_by_{admin,maint} (its
 # record of who disabled what) and a purge empties them but leaves them:
