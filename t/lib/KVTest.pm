@@ -17,6 +17,7 @@ use Time::HiRes qw(time sleep);
 our @EXPORT = qw(base_url req json_of start_apache stop_apache module_path top_dir free_port httpd);
 
 my $json = JSON::PP->new->utf8->canonical;
+my @started;   # instances start_apache made (stopped at exit, below)
 
 sub top_dir {
     return $ENV{KVLSM_TOP} if $ENV{KVLSM_TOP};
@@ -102,7 +103,9 @@ CONF
     unlink "$dir/httpd.pid";
     system(httpd(), '-f', "$dir/httpd.conf", '-k', 'start') == 0
         or die "apache2 failed to start: " . `tail -5 $dir/error.log`;
-    my $inst = { dir => $dir, port => $port, url => "http://127.0.0.1:$port", conf => "$dir/httpd.conf" };
+    my $inst = { dir => $dir, port => $port, url => "http://127.0.0.1:$port", conf => "$dir/httpd.conf",
+                 owner => $$ };
+    push @started, $inst;
     # Ready when its pid file exists and the port answers (bounded wait).
     my $deadline = time + 20;
     while (time < $deadline) {
@@ -115,6 +118,18 @@ CONF
         sleep 0.05;
     }
     die "apache2 did not come up on port $port: " . `tail -5 $dir/error.log`;
+}
+
+# Every instance this process started and has not stopped is stopped when
+# it exits, also when a test dies half-way (an Apache left running would
+# hold its port and its data directory).
+END {
+    my $rc = $?;
+    for my $inst (@started) {
+        next unless $inst->{pid} && $inst->{owner} == $$;
+        eval { stop_apache($inst) };
+    }
+    $? = $rc;
 }
 
 # Stop by the PID Apache wrote; wait (bounded) until it is gone.
