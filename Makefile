@@ -23,14 +23,14 @@ include fuzz/fuzz.mk
 
 APXS    ?= apxs
 MODULE  := .libs/mod_kvlsm.so
-MOD_SRC := mod_kvlsm.c http/request.c http/scan.c http/batch.c http/stats.c http/store.c
+MOD_SRC := mod_kvlsm.c $(wildcard http/*.c)
 HTTP_TESTS := $(BUILD)/http-tests
 
 .PHONY: all module test asan run install deps clean unit-test apache-test apache-asan stress fault-test valgrind
 all: module
 
 module: $(MODULE)
-$(MODULE): $(MOD_SRC) http/request.h http/handlers.h http/store.h engine/kvlsm.h $(ENGINE_LIB)
+$(MODULE): $(MOD_SRC) $(wildcard http/*.h) engine/kvlsm.h $(ENGINE_LIB)
 	$(APXS) -c -Wc,-std=gnu11 -Wc,-Wall -Wc,-Wextra -Wc,-Werror -Wc,-I. \
 	    -o mod_kvlsm.la $(MOD_SRC) $(ENGINE_LIB) -lcjson -llz4 -lzstd
 
@@ -38,7 +38,7 @@ $(MODULE): $(MOD_SRC) http/request.h http/handlers.h http/store.h engine/kvlsm.h
 # fault layer; build/asan: with the sanitizers), for the tests that load it
 # into Apache.  The production module above is built by apxs.
 HTTPD_INC := $(shell $(APXS) -q INCLUDEDIR 2>/dev/null)
-$(BUILD)/mod_kvlsm.so: $(MOD_SRC) http/request.h http/handlers.h http/store.h engine/kvlsm.h $(ENGINE_LIB)
+$(BUILD)/mod_kvlsm.so: $(MOD_SRC) $(wildcard http/*.h) engine/kvlsm.h $(ENGINE_LIB)
 	$(CC) -shared $(ENGINE_CFLAGS) -I. -I$(HTTPD_INC) -o $@ $(MOD_SRC) $(ENGINE_LIB) -lcjson -llz4 -lzstd
 
 $(HTTP_TESTS): http/request.c http/request.h $(wildcard http/tests/*.c)
@@ -56,8 +56,8 @@ unit-test: $(ENGINE_TESTS) $(HTTP_TESTS)
 apache-test: module
 	@$(FAULT_MAKE) build/fault/mod_kvlsm.so
 	sh t/run.sh
-	@if [ "$$(id -u)" = 0 ]; then unshare -m perl t/diskfull.pl; \
-	 else echo "t/diskfull.pl skipped: it mounts a tmpfs, run make test as root"; fi
+	@if [ "$$(id -u)" = 0 ]; then unshare -m perl t/diskfull.pl && perl t/rootstart.pl; \
+	 else echo "t/diskfull.pl and t/rootstart.pl skipped: they need root (a tmpfs; children as www-data)"; fi
 
 test: deps
 	$(MAKE) unit-test

@@ -25,6 +25,7 @@ void kv_options_default(kv_options_t *o)
     o->max_key_bytes = 4096;
     o->max_value_bytes = 1u << 20;
     o->background = 1;
+    o->map_bytes = KV_MAP_ALL;
 }
 
 const char *kv_strerror(apr_status_t rv, char *buf, apr_size_t n)
@@ -185,6 +186,9 @@ apr_status_t kv_db_close(kv_db_t *db)
     for (int l = 0; l < KV_MAX_LEVELS; l++)
         free(db->cptr[l]);
     replay_buf_free(&db->rbuf);
+    free(db->group_buf);
+    db->group_buf = NULL;
+    db->group_cap = 0;
     if (db->lock_fd >= 0)
         close(db->lock_fd);
     if (db->flock_fd >= 0)

@@ -106,6 +106,11 @@ struct kv_db_t {
      * queued behind it in one pwrite. */
     pthread_mutex_t wq_mu;
     kv_writer_t *wq_head, *wq_tail;
+    /* log lock: the buffer a group's records are copied into, kept from
+     * one group to the next (up to GROUP_BUF_KEEP bytes), so appends do
+     * not leave freed megabytes in every writer thread's malloc arena. */
+    char *group_buf;
+    size_t group_cap;
 
     /* Group commit (sync_mu). */
     int syncing;

@@ -57,13 +57,23 @@ typedef struct {
      * pages it touches count in the process's resident set (up to this
      * many bytes), and a disk error on a mapped page is SIGBUS rather
      * than an error code.  Whole files are mapped, first come, while they
-     * fit; the rest are read with pread.  Default 0: never map. */
+     * fit; the rest are read with pread.  0: never map.  Default
+     * KV_MAP_ALL: every file (the pages are the page cache, shared with
+     * every other process and reclaimable, not private memory). */
     apr_size_t map_bytes;
     /* Called (from any thread) when a file fails a checksum, with its path
      * and the offset of the damage, so the embedder can log it.  NULL: none. */
     void (*on_corruption)(void *baton, const char *path, apr_uint64_t offset);
     void *corruption_baton;
 } kv_options_t;
+
+/* The default mapping budget: every SST on 64-bit builds; on 32-bit,
+ * where address space is short, 256 MiB. */
+#if APR_SIZEOF_VOIDP >= 8
+#define KV_MAP_ALL ((apr_size_t)1 << 46)
+#else
+#define KV_MAP_ALL ((apr_size_t)256 << 20)
+#endif
 
 void kv_options_default(kv_options_t *opts);
 

@@ -16,6 +16,11 @@
 #include "filename.h"
 #include "coding.h"
 
+/* A group's buffer is kept for the next group up to this size (a group
+ * is capped at GROUP_MAX_BYTES of followers, so a bigger one is a single
+ * large batch leading it, which gets a buffer of its own). */
+#define GROUP_BUF_KEEP ((size_t)2 << 20)
+
 /* ---- repair and recovery ------------------------------------------------ */
 
 /* Cut the log back to the published end: whatever lies past it (a failed
@@ -450,7 +455,13 @@ static apr_status_t append_group(kv_db_t *db, kv_writer_t *first, kv_writer_t *l
      * one buffer, so the whole group costs one system call. */
     char *buf = first->rec->buf;
     if (first != last) {
-        if (!(buf = malloc(len))) {
+        if (len <= db->group_cap)
+            buf = db->group_buf;
+        else if (len <= GROUP_BUF_KEEP && (buf = realloc(db->group_buf, len))) {
+            db->group_buf = buf;
+            db->group_cap = len;
+        }
+        else if (!(buf = malloc(len))) {
             wal_file_unref(w);
             return APR_ENOMEM;
         }
@@ -488,7 +499,7 @@ static apr_status_t append_group(kv_db_t *db, kv_writer_t *first, kv_writer_t *l
         rv = catchup_apply_own(db, buf, len, end);
         apr_thread_mutex_unlock(db->state_mu);
     }
-    if (buf != first->rec->buf)
+    if (buf != first->rec->buf && buf != db->group_buf)
         free(buf);
     return rv;
 }

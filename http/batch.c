@@ -6,6 +6,7 @@
 #include "apr_strings.h"
 #include "http_protocol.h"
 #include "http/handlers.h"
+#include "http/input.h"
 #include "http/request.h"
 
 #define BATCH_MAX_OPS 1000
@@ -20,7 +21,7 @@ int kvh_batch(request_rec *r, kv_db_t *db, const kv_options_t *o)
     apr_size_t blen;
     reject_t rj;
     if (!kvh_read_body(r, limit, &body, &blen, &rj))
-        return kvh_send_error(r, rj.status, rj.msg, NULL, 0);
+        return kvh_send_reject(r, &rj, NULL, 0);
     kvr_op_t *ops;
     int n;
     const char *err = kvr_parse_batch(r->pool, body, blen, BATCH_MAX_OPS, &ops, &n);
@@ -33,14 +34,9 @@ int kvh_batch(request_rec *r, kv_db_t *db, const kv_options_t *o)
     apr_int64_t now = (apr_int64_t)apr_time_sec(r->request_time);
     for (int i = 0; i < n; i++) {
         const kvr_set_t *kv = &ops[i].kv;
-        if (kv->klen > o->max_key_bytes)
-            return kvh_send_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                  apr_psprintf(r->pool, "ops[%d]: key longer than %" APR_SIZE_T_FMT " bytes",
-                                               i, o->max_key_bytes), kv->key, kv->klen);
-        if (!ops[i].del && kv->vlen > o->max_value_bytes)
-            return kvh_send_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                  apr_psprintf(r->pool, "ops[%d]: value longer than %" APR_SIZE_T_FMT " bytes",
-                                               i, o->max_value_bytes), kv->key, kv->klen);
+        if (!kvh_check_sizes(r, o, apr_psprintf(r->pool, "ops[%d]: ", i), kv->klen,
+                             ops[i].del ? -1 : (apr_ssize_t)kv->vlen, &rj))
+            return kvh_send_reject(r, &rj, kv->key, kv->klen);
         rv = ops[i].del ? kv_batch_delete(b, kv->key, kv->klen)
                         : kv_batch_put(b, kv->key, kv->klen, kv->val, kv->vlen,
                                        kv->has_ttl ? now + kv->ttl : 0);

@@ -9,6 +9,7 @@
 #include "apr_strings.h"
 #include "http_protocol.h"
 #include "http/handlers.h"
+#include "http/input.h"
 #include "http/request.h"
 
 #define SCAN_DEFAULT_LIMIT 100
@@ -91,7 +92,7 @@ int kvh_scan(request_rec *r, kv_db_t *db, const kv_options_t *o)
     if (text_param(r, "prefix", &prefix, &plen, &rj) < 0 || text_param(r, "start", &start, &slen, &rj) < 0
         || text_param(r, "end", &end, &elen, &rj) < 0 || text_param(r, "limit", &lim, &llen, &rj) < 0
         || text_param(r, "cursor", &cur, &clen, &rj) < 0 || text_param(r, "values", &vals, &vlen, &rj) < 0)
-        return kvh_send_error(r, rj.status, rj.msg, NULL, 0);
+        return kvh_send_reject(r, &rj, NULL, 0);
     long limit = SCAN_DEFAULT_LIMIT;
     if (lim) {
         char *stop;

@@ -10,6 +10,7 @@
 #include "http_protocol.h"
 #include "mod_status.h"
 #include "http/handlers.h"
+#include "http/answer.h"
 
 static const struct {
     const char *name;
@@ -38,8 +39,9 @@ static int levels_used(const kv_stats_t *st)
     return n;
 }
 
-int kvh_stats(request_rec *r, kv_db_t *db)
+int kvh_stats(request_rec *r, kv_db_t *db, const kv_options_t *opts)
 {
+    (void)opts;
     kv_stats_t st;
     apr_status_t rv = kv_db_stats(db, &st);
     if (rv != APR_SUCCESS)

@@ -3,9 +3,13 @@
  * from a request thread touches no pool another thread uses; the store
  * that opens keeps its pool until the child exits. */
 #include <pthread.h>
+#include "httpd.h"
+#include "http_config.h"
 #include "http/store.h"
 #include "http_log.h"
 #include "apr_strings.h"
+
+APLOG_USE_MODULE(kvlsm);
 
 #define BACKOFF_FIRST apr_time_from_sec(1)
 #define BACKOFF_MAX apr_time_from_sec(60)

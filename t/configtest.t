@@ -20,7 +20,7 @@ my @bad = (
     [ 'KVLSMMapSize lots',          qr/KVLSMMapSize: 'lots' is not valid: give a size from 0 \(never map\) to 64G/ ],
     [ 'KVLSMMapSize 65G',           qr/KVLSMMapSize: '65G' is not valid/ ],
 );
-plan tests => 3 + 2 * @bad;
+plan tests => 3 + 2 * @bad + 6;
 
 my $top = top_dir();
 my $dir = tempdir('kvlsm-conftest-XXXXXX', TMPDIR => 1, CLEANUP => 1);
@@ -69,3 +69,21 @@ for my $b (@bad) {
     ok t_cmp($rc != 0 ? 1 : 0, 1, "'$line' fails configtest");
     ok t_cmp($outp, $want, "'$line' names the directive and range");
 }
+
+# Start-up tells the truth: a data directory the child user cannot reach
+# fails configtest, naming the component at fault.
+mkdir "$dir/locked";
+chmod 0600, "$dir/locked";
+open my $f, '>', "$dir/plainfile" or die $!;
+close $f;
+mkdir "$dir/readonly";
+chmod 0500, "$dir/readonly";
+for my $case (["$dir/locked/data", qr{\Q$dir\E/locked/data: the child user \(.*\) cannot use it: cannot enter \Q$dir\E/locked \(mode 0600}],
+              ["$dir/plainfile/data", qr{\Q$dir\E/plainfile is not a directory}],
+              ["$dir/readonly/data", qr{it is missing and cannot be created in \Q$dir\E/readonly \(mode 0500}]) {
+    my ($path, $want) = @$case;
+    ($rc, $outp) = configtest("KVLSMDataDir \"$path\"");
+    ok t_cmp($rc != 0 ? 1 : 0, 1, "KVLSMDataDir $path fails configtest");
+    ok t_cmp($outp, $want, 'the message names the component at fault');
+}
+chmod 0700, "$dir/locked", "$dir/readonly";

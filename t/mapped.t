@@ -1,7 +1,8 @@
 # mapped.t -- KVLSMMapSize: children read their SSTs through memory
 # mappings within the budget and answer exactly as with pread, across
 # flushes, overwrites and deletes, on every child; /stats shows the mapped
-# bytes, never more than the budget.
+# bytes, never more than the budget.  Without the directive every SST is
+# mapped; with KVLSMMapSize 0 none is.
 use strict;
 use warnings FATAL => 'all';
 use Apache::Test;
@@ -10,7 +11,7 @@ use LWP::UserAgent;
 use Time::HiRes qw(time);
 use KVTest;
 
-plan tests => 7;
+plan tests => 11;
 
 my $budget = 128 * 1024;
 my $inst = start_apache(mpm => 'event', servers => 3, extra => "KVLSMMapSize 128K\n");
@@ -69,3 +70,29 @@ ok t_cmp((grep { $_ > $budget } @m) ? 0 : 1, 1, 'no child maps more than KVLSMMa
 my $log = do { local $/; open my $fh, '<', "$inst->{dir}/error.log" or die $!; <$fh> };
 ok t_cmp($log, qr/mapped SST bytes 131072/, 'the start-up line names the budget');
 stop_apache($inst);
+
+# The default maps every file a child reads; 0 maps none.
+for my $case ([ '', 'by default' ], [ "KVLSMMapSize 0\n", 'with KVLSMMapSize 0' ]) {
+    my ($extra, $name) = @$case;
+    my $i2 = start_apache(mpm => 'event', servers => 1, extra => $extra);
+    my $ua2 = LWP::UserAgent->new(keep_alive => 1, timeout => 30);
+    my $bad = 0;
+    for my $i (1 .. 600) {
+        $bad++ unless req(POST => "$i2->{url}/set", qq({"key":"d$i","value":"@{[$val->($i, 1)]}"}), ua => $ua2)->code == 200;
+    }
+    for my $i (1 .. 600) {
+        my $j = json_of(req(GET => "$i2->{url}/get?key=d$i", undef, ua => $ua2));
+        $bad++ unless $j && $j->{value} eq $val->($i, 1);
+    }
+    my $st = json_of(req(GET => "$i2->{url}/stats", undef, ua => $ua2)) || {};
+    ok t_cmp($bad, 0, "$name: every write acknowledged and read back");
+    if ($extra) {
+        ok t_cmp($st->{sst_mapped_bytes}, 0, "$name: nothing mapped ($st->{sst_bytes} SST bytes)");
+    }
+    else {
+        # Mapped: the data blocks of every file, so most of the SST bytes.
+        ok t_cmp($st->{sst_mapped_bytes} > $st->{sst_bytes} / 2 ? 1 : 0, 1,
+                 "$name: the files are mapped ($st->{sst_mapped_bytes} of $st->{sst_bytes} SST bytes)");
+    }
+    stop_apache($i2);
+}
