@@ -165,9 +165,12 @@ static const char *endpoint(request_rec *r)
     size_t n = strlen(loc);
     while (n > 0 && loc[n - 1] == '/')
         n--;
-    if (strncmp(r->uri, loc, n) == 0 && (r->uri[n] == '/' || r->uri[n] == '\0'))
+    if (strncmp(r->uri, loc, n) == 0 && r->uri[n] == '/')
         return r->uri + n;
-    /* A regex mount (<LocationMatch>): take the last path segment. */
+    /* A regex mount (<LocationMatch>), or a section of one endpoint's own
+     * inside the mount (<Location /snapshot> with its own Require: the
+     * URI is then the innermost section's path itself): the last path
+     * segment names the endpoint. */
     const char *slash = strrchr(r->uri, '/');
     return slash ? slash : r->uri;
 }

@@ -23,7 +23,7 @@ use Socket;
 use Time::HiRes qw(time sleep);
 use KVTest;
 
-plan tests => 3 * 10 + 19;
+plan tests => 3 * 10 + 22;
 
 my $K = 60;             # keys per writer; j < K/2 are written as batch pairs
 my $OPS = 360;          # per writer
@@ -272,9 +272,29 @@ ok t_cmp($after->code, 200, 'the next snapshot is whole again');
 ok t_cmp(length($after->content), $after->header('Content-Length'), 'all of it');
 stop_apache($inst);
 
-# ---- before the first byte: JSON errors ------------------------------------
-$inst = start_apache(mpm => 'event', servers => 1);
+# ---- access control, and errors before the first byte ----------------------
+# As README.md says to protect it: a section of the endpoint's own inside
+# the mount, with its own Require.
+$inst = start_apache(mpm => 'event', servers => 1, extra => <<'CONF');
+LoadModule authz_host_module /usr/lib/apache2/modules/mod_authz_host.so
+<Location "/snapshot">
+    Require ip 127.0.0.1
+</Location>
+<Location "/ro">
+    SetHandler kvlsm
+</Location>
+<Location "/ro/snapshot">
+    Require all denied
+</Location>
+CONF
 $data = "$inst->{dir}/data";
+my $a1 = req(GET => "$inst->{url}/snapshot");
+ok t_cmp($a1->code . ' ' . ($a1->header('Content-Type') // ''), '200 application/x-tar',
+         '<Location /snapshot> with Require ip 127.0.0.1: served from loopback');
+my $a2 = req(GET => "$inst->{url}/ro/snapshot");
+ok t_cmp($a2->code . ' ' . ((json_of($a2) || {})->{error} // ''), '403 forbidden',
+         '<Location /ro/snapshot> with Require all denied: 403, JSON');
+ok t_cmp(req(GET => "$inst->{url}/ro/get?key=none")->code, 404, 'the rest of that mount still answers');
 my $p = req(POST => "$inst->{url}/snapshot", '');
 ok t_cmp($p->code . ' ' . ($p->header('Allow') // ''), '405 GET, HEAD', 'POST /snapshot: 405, Allow: GET, HEAD');
 # One flush (over 64K written), then nothing: one SST, no compaction.
