@@ -257,6 +257,8 @@ static void verify(const taken_t *t, int nw, apr_pool_t *pool)
     apr_pool_destroy(vp);
 }
 
+/* Static, so forked processes that _exit (or die) holding it still reach
+ * it under valgrind's leak check. */
 static char *dir_kept;
 
 /* nw writers (and a compactor if asked) on one directory while this
@@ -270,11 +272,11 @@ static void run(int nw, int with_compactor, int nsnap)
     board = mmap(NULL, sizeof *board, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     cr_assert_neq(board, MAP_FAILED);
     memset(board, 0, sizeof *board);
-    kv_options_t o = tu_opts(16384, 1);
-    kv_db_t *db;
-    cr_assert_eq(kv_db_open(&db, dir_kept, &o, pool), APR_SUCCESS);
     int nproc = nw + with_compactor;
     pid_t pids[NW + 1];
+    /* Fork before this process has threads of its own (its handle's
+     * background thread): a child gets only the forking thread, and
+     * whatever locks the others held at that instant stay held. */
     for (int i = 0; i < nproc; i++) {
         pids[i] = fork();
         cr_assert_geq(pids[i], 0);
@@ -284,6 +286,9 @@ static void run(int nw, int with_compactor, int nsnap)
             compactor(dir_kept, nproc);
         }
     }
+    kv_options_t o = tu_opts(16384, 1);
+    kv_db_t *db;
+    cr_assert_eq(kv_db_open(&db, dir_kept, &o, pool), APR_SUCCESS);
     static taken_t taken[MAX_SNAPS];
     int nt = 0;
     time_t t0 = time(NULL);
@@ -447,7 +452,7 @@ Test(snapshot, of_an_empty_store_is_an_empty_store, .timeout = 30)
  * directory (and the files it links) behind; the next open removes it. */
 Test(snapshot, killed_with_its_process_is_removed_by_the_next_open, .timeout = 60)
 {
-    char *dir = tu_tmpdir();
+    char *dir = dir_kept = tu_tmpdir();
     apr_pool_t *pool = tu_pool();
     pid_t q = fork();
     cr_assert_geq(q, 0);
@@ -485,7 +490,7 @@ Test(snapshot, killed_with_its_process_is_removed_by_the_next_open, .timeout = 6
  * all leave a live snapshot's directory alone. */
 Test(snapshot, live_is_never_swept_by_another_process, .timeout = 60)
 {
-    char *dir = tu_tmpdir(), *out = tu_tmpdir();
+    char *dir = dir_kept = tu_tmpdir(), *out = tu_tmpdir();
     apr_pool_t *pool = tu_pool();
     kv_options_t o = tu_opts(1 << 20, 0);
     kv_db_t *db;
