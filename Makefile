@@ -9,6 +9,9 @@
 #   make fault-test  power-loss simulation (engine built with fault.c)
 #   make run      Apache in the foreground on 127.0.0.1:8081, data in ./var
 #   make install  install the module and conf/kvlsm.{load,conf} (a2enmod kvlsm)
+#   make deb      the Debian package libapache2-mod-kvlsm (debian/), into build/
+#   make package-test  as root: install that package into the system Apache,
+#                 use it, purge it (t/package.sh)
 #   make bench    engine vs LevelDB (bench/)
 #   make fuzz     libFuzzer on the request parser, log and SST readers
 #   make stress   the shared-log load test and the linearizability tests,
@@ -26,7 +29,8 @@ MODULE  := .libs/mod_kvlsm.so
 MOD_SRC := mod_kvlsm.c $(wildcard http/*.c)
 HTTP_TESTS := $(BUILD)/http-tests
 
-.PHONY: all module test asan run install deps clean unit-test apache-test apache-asan stress fault-test valgrind
+.PHONY: all module test asan run install deps clean unit-test apache-test apache-asan stress fault-test valgrind \
+        kvlsm-check deb package-test
 all: module
 
 module: $(MODULE)
@@ -67,6 +71,7 @@ test: deps
 	$(MAKE) fuzz-smoke
 	$(MAKE) apache-test
 	$(MAKE) apache-asan
+	$(MAKE) package-test
 
 # Criterion counts a test whose process reports a leak at exit as passed,
 # so the sanitizers' own reports decide too (tools/san-verdict.sh: any
@@ -116,10 +121,26 @@ stress: deps module $(ENGINE_TESTS)
 run: deps module
 	sh conf/run.sh
 
+kvlsm-check: $(KVLSM_CHECK)
+
+# The package is built by dpkg-buildpackage in a copy of the tree
+# (tools/deb.sh), so nothing is written beside it; the .deb lands in
+# build/.  debian/rules builds with `make module kvlsm-check`.
+deb:
+	@sh tools/deb.sh
+
+# As root only (it skips, saying so, otherwise): builds the package, then
+# installs it into this machine's Apache, stores and reads a key, removes
+# and purges it, and checks the machine is left as it was.
+package-test:
+	@sh t/package.sh
+
 install: module
 	$(APXS) -i -n kvlsm $(MODULE)
 	install -m 644 conf/kvlsm.load conf/kvlsm.conf /etc/apache2/mods-available/
-	@echo "now: a2enmod kvlsm && mkdir -p /var/lib/apache2/kvlsm && systemctl restart apache2"
+	@echo "now: a2enmod kvlsm && mkdir -p /var/lib/kvlsm && systemctl restart apache2"
 
 clean:
 	rm -rf build .libs http/.libs *.la *.lo *.slo http/*.lo http/*.slo http/*.o *.o var t/logs
+	rm -rf debian/.debhelper debian/libapache2-mod-kvlsm debian/tmp debian/files debian/*.substvars \
+	    debian/*.debhelper debian/*.debhelper.log debian/debhelper-build-stamp

@@ -33,7 +33,7 @@ $(ENGINE_LIB): $(ENGINE_OBJS)
 # kvlsm-check: verify a data directory, or dump it as JSON lines.
 KVLSM_CHECK := $(BUILD)/kvlsm-check
 $(KVLSM_CHECK): engine/tools/kvlsm-check.c $(ENGINE_LIB)
-	$(CC) $(ENGINE_CFLAGS) -o $@ $< $(ENGINE_LIB) $(APR_LIBS) -lpthread
+	$(CC) $(ENGINE_CFLAGS) $(LDFLAGS) -o $@ $< $(ENGINE_LIB) $(APR_LIBS) -lpthread
 
 $(ENGINE_TESTS): $(ENGINE_TEST_SRCS) $(ENGINE_LIB) $(KVLSM_CHECK) $(wildcard engine/*.h engine/tests/*.h)
 	$(CC) $(ENGINE_CFLAGS) -Iengine/tests -DKVLSM_CHECK='"$(abspath $(KVLSM_CHECK))"' -o $@ $(ENGINE_TEST_SRCS) $(ENGINE_LIB) $(APR_LIBS) -lcriterion -lpthread

@@ -32,7 +32,7 @@ while (<$in>) { s{/usr/lib/apache2/modules/mod_kvlsm\.so}{@{[module_path()]}}; p
 close $out;
 open $in, '<', "$top/conf/kvlsm.conf" or die $!;
 open $out, '>', "$dir/mods-enabled/kvlsm.conf" or die $!;
-while (<$in>) { s{/var/lib/apache2/kvlsm}{$dir/data}; print $out $_ }
+while (<$in>) { s{^(\s*KVLSMDataDir)\s+\S+}{$1 $dir/data}; print $out $_ }
 close $out;
 
 sub configtest {
