@@ -204,8 +204,11 @@ apr_status_t kv_db_stats(kv_db_t *db, kv_stats_t *st);
  * much as the files they keep, until kv_snapshot_close.  A private
  * directory left by a killed process is removed by the next
  * kv_db_open or kv_snapshot_open of the directory (a live one, never).
- * Bounded retries: APR_EAGAIN if flushes and compactions removed listed
- * files on every attempt. */
+ * A flush or compaction that removes a listed file meanwhile makes it
+ * start again from the new manifest, at most 100 times: then APR_EAGAIN.
+ * KV_CORRUPT if a listed file is missing while its manifest is still the
+ * store's; EPERM (fs.protected_hardlinks) if the store's files belong to
+ * another user than the caller. */
 typedef struct {
     const char *name;      /* its name in the data directory, e.g. "MANIFEST",
                               "000007.sst", "000012.log" */
