@@ -57,7 +57,7 @@ unit-test: $(ENGINE_TESTS) $(HTTP_TESTS)
 	$(ENGINE_TESTS) -j2
 	$(HTTP_TESTS) -j2
 
-apache-test: module
+apache-test: module $(KVLSM_CHECK)
 	@$(FAULT_MAKE) build/fault/mod_kvlsm.so
 	sh t/run.sh
 	@if [ "$$(id -u)" = 0 ]; then unshare -m perl t/diskfull.pl && perl t/rootstart.pl; \
@@ -103,7 +103,7 @@ valgrind: $(ENGINE_TESTS)
 
 # The Apache::Test suite against the module built with ASan and UBSan,
 # Apache started with their runtimes preloaded (t/run.sh).
-apache-asan: module
+apache-asan: module $(KVLSM_CHECK)
 	@$(ASAN_MAKE) build/asan/mod_kvlsm.so
 	@$(FAULT_MAKE) build/fault/mod_kvlsm.so
 	KVLSM_SANITIZE=1 sh t/run.sh

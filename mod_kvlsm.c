@@ -4,8 +4,8 @@
  * map_to_storage keeps the store's URLs off the filesystem, the handler
  * dispatches through the endpoint table), the table itself, and the
  * module declaration.  Directives are in http/config.c, answers in
- * http/answer.c, the endpoints in http/point.c, scan.c, batch.c and
- * stats.c; the storage engine is engine/. */
+ * http/answer.c, the endpoints in http/point.c, scan.c, batch.c,
+ * stats.c and snapshot.c; the storage engine is engine/. */
 #include <string.h>
 
 #include "httpd.h"
@@ -131,6 +131,7 @@ static const struct {
     { "/scan", M_GET, "GET, HEAD", kvh_scan },
     { "/batch", M_POST, "POST", kvh_batch },
     { "/stats", M_GET, "GET, HEAD", kvh_stats },
+    { "/snapshot", M_GET, "GET, HEAD", kvh_snapshot },
 };
 
 /* Is this request for a location with SetHandler kvlsm?  Evaluated before
@@ -164,9 +165,12 @@ static const char *endpoint(request_rec *r)
     size_t n = strlen(loc);
     while (n > 0 && loc[n - 1] == '/')
         n--;
-    if (strncmp(r->uri, loc, n) == 0 && (r->uri[n] == '/' || r->uri[n] == '\0'))
+    if (strncmp(r->uri, loc, n) == 0 && r->uri[n] == '/')
         return r->uri + n;
-    /* A regex mount (<LocationMatch>): take the last path segment. */
+    /* A regex mount (<LocationMatch>), or a section of one endpoint's own
+     * inside the mount (<Location /snapshot> with its own Require: the
+     * URI is then the innermost section's path itself): the last path
+     * segment names the endpoint. */
     const char *slash = strrchr(r->uri, '/');
     return slash ? slash : r->uri;
 }
@@ -182,7 +186,7 @@ static int kvlsm_handler(request_rec *r)
             which = i;
     if (which < 0)
         return kvh_send_error(r, HTTP_NOT_FOUND, "no such endpoint: use /get, /set, /del, "
-                              "/scan, /batch or /stats", NULL, 0);
+                              "/scan, /batch, /stats or /snapshot", NULL, 0);
     if (r->method_number != endpoints[which].method)
         return kvh_method_not_allowed(r, endpoints[which].allow);
     kvlsm_server_conf *c = kvlsm_conf(r->server);

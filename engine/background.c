@@ -5,6 +5,8 @@
  * It sits above flush.c and compact.c and calls down into both. */
 #include "db_impl.h"
 
+#define SWEEP_SECONDS 60
+
 /* One round of background work: flush sealed logs, then compact step by
  * step, taking the flush lock for each step so a stalled writer (or
  * another process) gets its turn in between.  Skipped when another
@@ -53,6 +55,12 @@ static void *APR_THREAD_FUNC bg_main(apr_thread_t *t, void *data)
         if (dirty)
             commit_sync_dirty(db);
         background_work(db);
+        /* A snapshot killed with its process keeps the files it linked
+         * until someone sweeps: look now and then, not only at opens. */
+        if (apr_time_now() - db->swept > apr_time_from_sec(SWEEP_SECONDS)) {
+            db->swept = apr_time_now();
+            snapshot_sweep(db->dir);
+        }
         apr_thread_mutex_lock(db->state_mu);
         if (catchup_refresh_manifest(db, 0) != APR_SUCCESS)
             STAT_ADD(db, bg_errors, 1);

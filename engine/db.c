@@ -138,6 +138,10 @@ apr_status_t kv_db_open(kv_db_t **dbp, const char *dir, const kv_options_t *opts
             close(db->flock_fd);
         return rv;
     }
+    /* Private directories of snapshots killed with their process pin
+     * the files they link: the next open removes them. */
+    snapshot_sweep(db->dir);
+    db->swept = apr_time_now();
     /* A pre-cleanup: it must run before the pool destroys its subpools,
      * one of which belongs to the background thread. */
     apr_pool_pre_cleanup_register(pool, db, db_cleanup);

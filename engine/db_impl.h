@@ -8,6 +8,7 @@
  *   flush.c    the flush lock, sealed logs into L0 SSTs, orphans
  *   commit.c   durability: group commit against the synced end
  *   catchup.c  keeping level with the shared log and the manifest
+ *   snapshot.c online snapshots (links only: it calls nothing above it)
  *   version.c  file sets and point lookups
  *   logfile.c replay.c wal.c sst_*.c memtable.c manifest.c shm.c fileio.c
  *
@@ -122,6 +123,7 @@ struct kv_db_t {
     apr_thread_t *bg;
     int stop, kicked;
     int cleaned;            /* flush lock: orphans removed once */
+    apr_time_t swept;       /* background thread: last snapshot_sweep */
     char *cptr[KV_MAX_LEVELS]; /* flush lock: round-robin compaction keys */
     size_t cptr_len[KV_MAX_LEVELS];
 
@@ -202,6 +204,12 @@ int flush_waiting(kv_db_t *db, const manifest_t *m);
 apr_status_t flush_remove_orphans(kv_db_t *db);
 apr_status_t flush_lock(kv_db_t *db, int wait);
 void flush_unlock(kv_db_t *db);
+
+/* ---- snapshot.c ---- */
+/* Remove the private directories of snapshots whose process died (a live
+ * one holds a lock on its directory).  Best effort; any process, any
+ * time, no lock needed. */
+apr_status_t snapshot_sweep(const char *dir);
 
 /* ---- compact.c ---- */
 /* One compaction step if any level is over its target; *did says so.

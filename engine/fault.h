@@ -38,7 +38,11 @@ uint64_t fault_ops(void);
 /* Cut the power now. */
 void fault_power_cut(void) __attribute__((noreturn));
 
-enum { FAULT_WRITE, FAULT_SYNC, FAULT_OPEN, FAULT_TRUNCATE, FAULT_SYNC_DIR, FAULT_APPLY };
+/* FAULT_LINK: a snapshot's hard link (fio_link), matched on the name of
+ * the file linked; it is not part of the power-loss model (a snapshot's
+ * private directory is never synced and nothing recovers it). */
+enum { FAULT_WRITE, FAULT_SYNC, FAULT_OPEN, FAULT_TRUNCATE, FAULT_SYNC_DIR, FAULT_APPLY,
+       FAULT_LINK };
 
 /* From now on, the nth (1: the next) operation of kind op on a file whose
  * name ends in ext (NULL: any file) fails with err, and so do the `count`

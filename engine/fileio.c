@@ -158,6 +158,16 @@ apr_status_t fio_unlink(const char *path)
     return rv;
 }
 
+apr_status_t fio_link(const char *from, const char *to)
+{
+#ifdef KV_FAULT_INJECT
+    int err = fault_check(FAULT_LINK, -1, from, NULL);
+    if (err)
+        return APR_FROM_OS_ERROR(err);
+#endif
+    return link(from, to) < 0 ? APR_FROM_OS_ERROR(errno) : APR_SUCCESS;
+}
+
 apr_status_t fio_fsync_dir(const char *dir)
 {
 #ifdef KV_FAULT_INJECT

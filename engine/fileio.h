@@ -22,6 +22,9 @@ apr_status_t fio_fsync_dir(const char *dir);
 apr_status_t fio_truncate(int fd, uint64_t size);
 apr_status_t fio_rename(const char *from, const char *to);
 apr_status_t fio_unlink(const char *path);
+/* link(2) as a status: a second name for an existing file (fault builds
+ * can make it fail, or run a step first: FAULT_LINK). */
+apr_status_t fio_link(const char *from, const char *to);
 /* Write buf to tmp, fsync, rename over path, fsync dir. */
 apr_status_t fio_write_file_atomic(const char *dir, const char *tmp,
                                    const char *path, const void *buf, size_t n);

@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #define FN_MANIFEST "MANIFEST"
 #define FN_MANIFEST_TMP "MANIFEST.tmp"
@@ -14,6 +15,9 @@
 #define FN_FLUSHLOCK "FLUSHLOCK"
 #define FN_REPAIR "REPAIR"
 #define FN_REPAIR_TMP "REPAIR.tmp"
+/* A snapshot's private directory: SNAP-<pid>-<n>.tmp (snapshot.c). */
+#define FN_SNAP_PREFIX "SNAP-"
+#define FN_SNAP_SUFFIX ".tmp"
 
 /* "dir/NNNNNN.ext": a log ("log") or an SST ("sst"). */
 static inline void fn_numbered(char *buf, size_t n, const char *dir, uint64_t number, const char *ext)
@@ -25,6 +29,14 @@ static inline void fn_numbered(char *buf, size_t n, const char *dir, uint64_t nu
 static inline void fn_named(char *buf, size_t n, const char *dir, const char *name)
 {
     snprintf(buf, n, "%s/%s", dir, name);
+}
+
+/* Is name a snapshot's private directory? */
+static inline int fn_is_snapshot(const char *name)
+{
+    size_t n = strlen(name), p = sizeof(FN_SNAP_PREFIX) - 1, s = sizeof(FN_SNAP_SUFFIX) - 1;
+    return n > p + s && strncmp(name, FN_SNAP_PREFIX, p) == 0
+           && strcmp(name + n - s, FN_SNAP_SUFFIX) == 0;
 }
 
 #endif

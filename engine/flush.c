@@ -262,7 +262,9 @@ apr_status_t flush_remove_orphans(kv_db_t *db)
         /* REPAIR.tmp is written under the log lock, not FLUSHLOCK: its
          * writer may be alive (write.c: owe_repair), and one that died
          * left nothing anyone reads (the next owe_repair truncates it). */
-        if (len > 4 && strcmp(n + len - 4, ".tmp") == 0)
+        if (fn_is_snapshot(n))
+            remove = 0;   /* a snapshot's directory: snapshot_sweep's business */
+        else if (len > 4 && strcmp(n + len - 4, ".tmp") == 0)
             remove = strcmp(n, FN_REPAIR_TMP) != 0;
         else if (parse_name(n, &num, "log"))
             remove = num < m.log_start;

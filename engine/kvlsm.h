@@ -190,6 +190,50 @@ typedef struct {
 
 apr_status_t kv_db_stats(kv_db_t *db, kv_stats_t *st);
 
+/* ---- online snapshots ----------------------------------------------------
+ * A snapshot is the set of files that, written into an empty directory
+ * under their names (the first `bytes` bytes of each), make a data
+ * directory holding one consistent point of the store: every write
+ * acknowledged, in any process, before kv_snapshot_open was called, and
+ * for each key the value of one prefix of the store's history (never a
+ * half-applied batch).  Taking one copies no data and takes no lock:
+ * the files are hard links in a private directory inside the data
+ * directory (`SNAP-<pid>-<n>.tmp`), which keep them readable after a flush
+ * or a compaction removes them; writers never wait for a snapshot.  The
+ * links cost no space until the store deletes the originals, and then as
+ * much as the files they keep, until kv_snapshot_close.  A private
+ * directory left by a killed process is removed by the next
+ * kv_db_open or kv_snapshot_open of the directory (a live one, never).
+ * A flush or compaction that removes a listed file meanwhile makes it
+ * start again from the new manifest, at most 100 times: then APR_EAGAIN.
+ * KV_CORRUPT if a listed file is missing while its manifest is still the
+ * store's; EPERM (fs.protected_hardlinks) if the store's files belong to
+ * another user than the caller. */
+typedef struct {
+    const char *name;      /* its name in the data directory, e.g. "MANIFEST",
+                              "000007.sst", "000012.log" */
+    const char *path;      /* where to read it while the snapshot is open */
+    apr_uint64_t bytes;    /* the snapshot is its first `bytes` bytes (the
+                              active log may have grown past them) */
+    apr_int64_t mtime;     /* unix seconds */
+} kv_snapshot_file_t;
+
+typedef struct {
+    int nfiles;
+    const kv_snapshot_file_t *files;   /* MANIFEST first, then SSTs, then logs in order */
+    apr_uint64_t bytes;                /* the sum of files[].bytes */
+    int attempts;                      /* 1, plus one per retry */
+} kv_snapshot_info_t;
+
+typedef struct kv_snapshot_t kv_snapshot_t;
+/* Take a snapshot of db now.  It lives in pool (a cleanup closes it) or
+ * until kv_snapshot_close; it does not need db to stay open. */
+apr_status_t kv_snapshot_open(kv_snapshot_t **snap, kv_db_t *db, apr_pool_t *pool);
+const kv_snapshot_info_t *kv_snapshot_info(const kv_snapshot_t *snap);
+/* Remove the private directory (files already opened stay readable).
+ * Idempotent. */
+apr_status_t kv_snapshot_close(kv_snapshot_t *snap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -18,6 +18,9 @@ if [ -z "${KVLSM_IN_COPY:-}" ] && { [ "$(id -u)" = 0 ] || [ -n "$sanitize" ]; };
     else
         cp "$top/.libs/mod_kvlsm.so" "$work/.libs/"
     fi
+    if [ -x "$top/build/kvlsm-check" ]; then
+        mkdir -p "$work/build" && cp "$top/build/kvlsm-check" "$work/build/"
+    fi
     if [ -f "$top/build/fault/mod_kvlsm.so" ]; then
         mkdir -p "$work/build/fault" && cp "$top/build/fault/mod_kvlsm.so" "$work/build/fault/"
     fi
