@@ -2,8 +2,9 @@
  * post_config check and prepare the data directories as the child user
  * would use them, child_init opens each store in a child,
  * map_to_storage keeps the store's URLs off the filesystem, the handler
- * dispatches through the endpoint table), the table itself, and the
- * module declaration.  Directives are in http/config.c, answers in
+ * dispatches through the endpoint table; with KVLSMQuickHandler on,
+ * http/quick.c's quick_handler reaches the handler sooner), the table
+ * itself, and the module declaration.  Directives are in http/config.c, answers in
  * http/answer.c, the endpoints in http/point.c, scan.c, batch.c and
  * stats.c; the storage engine is engine/. */
 #include <string.h>
@@ -24,6 +25,7 @@
 #include "http/config.h"
 #include "http/datadir.h"
 #include "http/handlers.h"
+#include "http/quick.h"
 #include "http/store.h"
 
 #define KVLSM_HANDLER "kvlsm"
@@ -102,6 +104,7 @@ static void log_corruption(void *baton, const char *path, apr_uint64_t offset)
 static void kvlsm_child_init(apr_pool_t *pchild, server_rec *s)
 {
     open_stores = apr_hash_make(pchild);
+    kvh_answer_child_init();
     for (server_rec *v = s; v; v = v->next) {
         kvlsm_server_conf *c = kvlsm_conf(v);
         if (!c->data_dir || apr_hash_get(open_stores, c->data_dir, APR_HASH_KEY_STRING))
@@ -230,6 +233,8 @@ static void kvlsm_register_hooks(apr_pool_t *p)
     ap_hook_check_config(kvlsm_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(kvlsm_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(kvlsm_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    /* Opt-in (KVLSMQuickHandler on); after mod_cache's (APR_HOOK_FIRST). */
+    ap_hook_quick_handler(kvh_quick_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_map_to_storage(kvlsm_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(kvlsm_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_insert_error_filter(kvh_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
