@@ -178,6 +178,7 @@ static int kvlsm_handler(request_rec *r)
 {
     if (!r->handler || strcmp(r->handler, KVLSM_HANDLER) != 0)
         return DECLINED;
+    kvh_pin_connection(r);
     const char *ep = endpoint(r);
     int which = -1;
     for (int i = 0; i < NELEMS(endpoints) && which < 0; i++)

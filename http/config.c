@@ -22,6 +22,7 @@ static const size_t num_fields[] = {
     offsetof(kvlsm_server_conf, sync_interval_ms), offsetof(kvlsm_server_conf, max_key_bytes),
     offsetof(kvlsm_server_conf, max_value_bytes), offsetof(kvlsm_server_conf, compression),
     offsetof(kvlsm_server_conf, map_bytes), offsetof(kvlsm_server_conf, quick_handler),
+    offsetof(kvlsm_server_conf, pin_connections),
 };
 
 static apr_int64_t *num(kvlsm_server_conf *c, size_t off)
@@ -161,6 +162,8 @@ static const keyword_rule_t rule_compression = {
     offsetof(kvlsm_server_conf, compression), compression_names, "use none, lz4 or zstd" };
 static const keyword_rule_t rule_quick = {
     offsetof(kvlsm_server_conf, quick_handler), flag_names, "use on or off" };
+static const keyword_rule_t rule_pin = {
+    offsetof(kvlsm_server_conf, pin_connections), flag_names, "use on or off" };
 
 static const char *set_keyword(cmd_parms *cmd, void *d, const char *arg)
 {
@@ -214,6 +217,9 @@ const command_rec kvlsm_cmds[] = {
     AP_INIT_TAKE1("KVLSMQuickHandler", set_keyword, (void *)&rule_quick, RSRC_CONF,
                   "Answer the store's URLs from the quick_handler hook, skipping Apache's"
                   " access, translation and fixup phases: on | off (default off; see README)"),
+    AP_INIT_TAKE1("KVLSMPinConnections", set_keyword, (void *)&rule_pin, RSRC_CONF,
+                  "An HTTP/1.x connection that used the store keeps its worker thread until it"
+                  " closes (as under the worker MPM): on | off (default off; see README)"),
     AP_INIT_TAKE1("KVLSMMaxKeySize", set_size, (void *)&rule_max_key, RSRC_CONF,
                   "Longest key in bytes, 1 to 65535 (default 4096)"),
     AP_INIT_TAKE1("KVLSMMaxValueSize", set_size, (void *)&rule_max_value, RSRC_CONF,

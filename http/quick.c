@@ -1,4 +1,6 @@
-/* quick.c -- KVLSMQuickHandler on: the store's requests answered from
+/* quick.c -- the two opt-in fast paths.
+ *
+ * KVLSMQuickHandler on: the store's requests answered from
  * Apache's quick_handler hook (as mod_cache answers from its cache), so
  * they skip ap_process_request_internal: URI normalization, the
  * translate_name, map_to_storage, header_parser, access, authn, authz,
@@ -6,10 +8,20 @@
  * ("The quick handler"); a request the fast path cannot answer exactly as
  * the normal path would is DECLINED here and takes the normal path.  This
  * file owns only that choice; the answer is the handler's (ap_invoke_handler
- * runs the insert_filter hooks and the kvlsm handler, as for any request). */
+ * runs the insert_filter hooks and the kvlsm handler, as for any request).
+ *
+ * KVLSMPinConnections on: an HTTP/1.x connection that used the store gets
+ * the flag input filters that "clog" the stream set (as mod_ssl's once
+ * did: c->clogging_input_filters), so the event MPM hands it from its
+ * next request on to mod_http's synchronous loop: one worker thread
+ * serves it and waits for its next request in a blocking read (at most
+ * KeepAliveTimeout), as under the worker MPM, instead of giving it back to
+ * the listener thread and taking it from a queue again after every
+ * answer.  The prefork and worker MPMs serve every connection so anyway. */
 #include <string.h>
 
 #include "httpd.h"
+#include "apr_tables.h"
 #include "http_config.h"
 #include "http_core.h"
 #include "http_request.h"
@@ -65,4 +77,16 @@ int kvh_quick_handler(request_rec *r, int lookup)
     r->handler = KVLSM_HANDLER_NAME;
     kvh_mark_request(r);
     return ap_invoke_handler(r);
+}
+
+void kvh_pin_connection(request_rec *r)
+{
+    conn_rec *c = r->connection;
+    if (c->clogging_input_filters || kvlsm_conf(r->server)->pin_connections != 1)
+        return;
+    /* Not an HTTP/2 stream (its connection is mod_http2's), nor a
+     * connection about to switch protocols. */
+    if (c->master || r->proto_num >= HTTP_VERSION(2, 0) || apr_table_get(r->headers_in, "Upgrade"))
+        return;
+    c->clogging_input_filters = 1;
 }
