@@ -181,6 +181,8 @@ preload() {   # preload URL: 10,000 keys k0..k9999, then check the ends are ther
 }
 
 echo "bench/http.sh: $rounds rounds of ${secs}s per run, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)" | tee -a "$results"
+# How busy the machine was (others' work too): 1-minute load average.
+cut -d' ' -f1 /proc/loadavg > "$work/load.txt"
 start_apache interval interval
 ipid=$apid
 kv="http://127.0.0.1:$port/kv"
@@ -286,6 +288,7 @@ while [ $r -le "$rounds" ]; do
     fi
     r=$((r + 1))
 done
+cut -d' ' -f1 /proc/loadavg >> "$work/load.txt"
 # ---- 3. deletes, once: they take keys written for them, each once.  The
 # fill runs three times as long with 8 connections: with 64, event closes
 # some kept-alive connections when a child holds more than its 32 threads

@@ -94,7 +94,8 @@ priv=$(awk '/^child/ && $4 > m { m = $4 } END { print m + 0 }' "$http/results.tx
     echo "make bench, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $((end - start)) s"
     printf '%-54s %9s %8s\n' "ratio" "measured" "target"
     echo "-- HTTP/1.1: Apache event 2x32, wrk -t2 -c64, $rounds rounds x ${secs}s taking turns;"
-    echo "   median of the per-round ratios (range); static file $(val static) req/s"
+    echo "   median of the per-round ratios (range); static file $(val static) req/s;"
+    echo "   1-minute load average before / after the compared runs: $(paste -sd/ "$http/load.txt" 2> /dev/null)"
     vs "GET /get / webdis+Redis GET" kv-get webdis-get 1.0 ge
     vs "GET /get, KVLSMQuickHandler / webdis+Redis GET" kv-get-quick webdis-get 1.0 ge
     vs "GET /get, quick + KVLSMPinConnections / webdis" kv-get-pin webdis-get 1.0 ge
