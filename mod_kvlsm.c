@@ -2,11 +2,12 @@
  * post_config check and prepare the data directories as the child user
  * would use them, child_init opens each store in a child,
  * map_to_storage keeps the store's URLs off the filesystem, the handler
- * dispatches through the endpoint table; with KVLSMQuickHandler on,
- * http/quick.c's quick_handler reaches the handler sooner), the table
- * itself, and the module declaration.  Directives are in http/config.c, answers in
- * http/answer.c, the endpoints in http/point.c, scan.c, batch.c and
- * stats.c; the storage engine is engine/. */
+ * dispatches through the endpoint table; the opt-in fast paths,
+ * KVLSMQuickHandler's quick_handler and KVLSMPinConnections, are in
+ * http/quick.c), the table itself, and the module declaration.
+ * Directives are in http/config.c, answers in http/answer.c, the
+ * endpoints in http/point.c, scan.c, batch.c and stats.c; the storage
+ * engine is engine/. */
 #include <string.h>
 
 #include "httpd.h"

@@ -39,7 +39,8 @@ int kvh_send_json(request_rec *r, int status, const char *json)
 {
     r->status = status;
     ap_set_content_type(r, "application/json");
-    apr_table_setn(r->headers_out, "X-KVLSM-Pid", pid_header);
+    apr_table_setn(r->headers_out, "X-KVLSM-Pid", pid_header[0] ? pid_header
+                   : apr_psprintf(r->pool, "%ld", (long)getpid()));
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
     size_t n = strlen(json);
     ap_set_content_length(r, (apr_off_t)n + 1);
