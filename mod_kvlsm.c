@@ -2,10 +2,12 @@
  * post_config check and prepare the data directories as the child user
  * would use them, child_init opens each store in a child,
  * map_to_storage keeps the store's URLs off the filesystem, the handler
- * dispatches through the endpoint table), the table itself, and the
- * module declaration.  Directives are in http/config.c, answers in
- * http/answer.c, the endpoints in http/point.c, scan.c, batch.c,
- * stats.c and snapshot.c; the storage engine is engine/. */
+ * dispatches through the endpoint table; the opt-in fast paths,
+ * KVLSMQuickHandler's quick_handler and KVLSMPinConnections, are in
+ * http/quick.c), the table itself, and the module declaration.
+ * Directives are in http/config.c, answers in http/answer.c, the
+ * endpoints in http/point.c, scan.c, batch.c, stats.c and snapshot.c;
+ * the storage engine is engine/. */
 #include <string.h>
 
 #include "httpd.h"
@@ -24,6 +26,7 @@
 #include "http/config.h"
 #include "http/datadir.h"
 #include "http/handlers.h"
+#include "http/quick.h"
 #include "http/store.h"
 
 #define KVLSM_HANDLER "kvlsm"
@@ -102,6 +105,7 @@ static void log_corruption(void *baton, const char *path, apr_uint64_t offset)
 static void kvlsm_child_init(apr_pool_t *pchild, server_rec *s)
 {
     open_stores = apr_hash_make(pchild);
+    kvh_answer_child_init();
     for (server_rec *v = s; v; v = v->next) {
         kvlsm_server_conf *c = kvlsm_conf(v);
         if (!c->data_dir || apr_hash_get(open_stores, c->data_dir, APR_HASH_KEY_STRING))
@@ -179,6 +183,7 @@ static int kvlsm_handler(request_rec *r)
 {
     if (!r->handler || strcmp(r->handler, KVLSM_HANDLER) != 0)
         return DECLINED;
+    kvh_pin_connection(r);
     const char *ep = endpoint(r);
     int which = -1;
     for (int i = 0; i < NELEMS(endpoints) && which < 0; i++)
@@ -234,6 +239,8 @@ static void kvlsm_register_hooks(apr_pool_t *p)
     ap_hook_check_config(kvlsm_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(kvlsm_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(kvlsm_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    /* Opt-in (KVLSMQuickHandler on); after mod_cache's (APR_HOOK_FIRST). */
+    ap_hook_quick_handler(kvh_quick_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_map_to_storage(kvlsm_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(kvlsm_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_insert_error_filter(kvh_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);

@@ -26,16 +26,34 @@ int kvh_reject(reject_t *rj, int status, const char *msg)
     return 0;
 }
 
+/* This child's pid as the X-KVLSM-Pid header says it, written once in
+ * child-init (getpid is a system call; the answer needs it every time). */
+static char pid_header[24];
+
+void kvh_answer_child_init(void)
+{
+    apr_snprintf(pid_header, sizeof pid_header, "%ld", (long)getpid());
+}
+
 int kvh_send_json(request_rec *r, int status, const char *json)
 {
     r->status = status;
     ap_set_content_type(r, "application/json");
-    apr_table_setn(r->headers_out, "X-KVLSM-Pid", apr_psprintf(r->pool, "%ld", (long)getpid()));
+    apr_table_setn(r->headers_out, "X-KVLSM-Pid", pid_header[0] ? pid_header
+                   : apr_psprintf(r->pool, "%ld", (long)getpid()));
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
     size_t n = strlen(json);
     ap_set_content_length(r, (apr_off_t)n + 1);
-    ap_rwrite(json, (int)n, r);
-    ap_rputc('\n', r);
+    /* The body and its newline in one brigade, with the end of stream:
+     * no OLD_WRITE filter and no copy (ap_rwrite would add the one and
+     * make the other).  json lives in r->pool, so a transient bucket is
+     * enough: the core output filter copies it only if it must keep it. */
+    conn_rec *c = r->connection;
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool, c->bucket_alloc);
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(json, n, c->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_immortal_create("\n", 1, c->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(c->bucket_alloc));
+    ap_pass_brigade(r->output_filters, bb);
     /* Returning OK with r->status set sends our body with that status. */
     return OK;
 }

@@ -18,6 +18,9 @@ typedef struct {
 /* Fill *rj; returns 0, so `return kvh_reject(...)` reads as "rejected". */
 int kvh_reject(reject_t *rj, int status, const char *msg);
 
+/* Child-init: remember this child's pid for the X-KVLSM-Pid header. */
+void kvh_answer_child_init(void);
+
 /* Answer with status and a JSON body (a newline is added). */
 int kvh_send_json(request_rec *r, int status, const char *json);
 /* 200 with root printed as the body; root is deleted either way. */

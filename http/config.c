@@ -21,7 +21,8 @@ static const size_t num_fields[] = {
     offsetof(kvlsm_server_conf, memtable_bytes), offsetof(kvlsm_server_conf, sync_mode),
     offsetof(kvlsm_server_conf, sync_interval_ms), offsetof(kvlsm_server_conf, max_key_bytes),
     offsetof(kvlsm_server_conf, max_value_bytes), offsetof(kvlsm_server_conf, compression),
-    offsetof(kvlsm_server_conf, map_bytes),
+    offsetof(kvlsm_server_conf, map_bytes), offsetof(kvlsm_server_conf, quick_handler),
+    offsetof(kvlsm_server_conf, pin_connections),
 };
 
 static apr_int64_t *num(kvlsm_server_conf *c, size_t off)
@@ -147,6 +148,7 @@ static const char *set_size(cmd_parms *cmd, void *d, const char *arg)
 /* Indexed by the engine's enum values; NULL-terminated. */
 static const char *const sync_names[] = { "off", "interval", "always", NULL };  /* kv_sync_mode_e */
 static const char *const compression_names[] = { "none", "lz4", "zstd", NULL }; /* kv_compression_e */
+static const char *const flag_names[] = { "off", "on", NULL };
 
 typedef struct {
     size_t field;
@@ -158,6 +160,10 @@ static const keyword_rule_t rule_sync = {
     offsetof(kvlsm_server_conf, sync_mode), sync_names, "use always, interval or off" };
 static const keyword_rule_t rule_compression = {
     offsetof(kvlsm_server_conf, compression), compression_names, "use none, lz4 or zstd" };
+static const keyword_rule_t rule_quick = {
+    offsetof(kvlsm_server_conf, quick_handler), flag_names, "use on or off" };
+static const keyword_rule_t rule_pin = {
+    offsetof(kvlsm_server_conf, pin_connections), flag_names, "use on or off" };
 
 static const char *set_keyword(cmd_parms *cmd, void *d, const char *arg)
 {
@@ -208,6 +214,12 @@ const command_rec kvlsm_cmds[] = {
     AP_INIT_TAKE1("KVLSMMapSize", set_size, (void *)&rule_map, RSRC_CONF,
                   "SST bytes each child may read through memory mappings instead of pread:"
                   " 0 (never) to 64G, K, M or G suffix allowed (default: every SST)"),
+    AP_INIT_TAKE1("KVLSMQuickHandler", set_keyword, (void *)&rule_quick, RSRC_CONF,
+                  "Answer the store's URLs from the quick_handler hook, skipping Apache's"
+                  " access, translation and fixup phases: on | off (default off; see README)"),
+    AP_INIT_TAKE1("KVLSMPinConnections", set_keyword, (void *)&rule_pin, RSRC_CONF,
+                  "An HTTP/1.x connection that used the store keeps its worker thread until it"
+                  " closes (as under the worker MPM): on | off (default off; see README)"),
     AP_INIT_TAKE1("KVLSMMaxKeySize", set_size, (void *)&rule_max_key, RSRC_CONF,
                   "Longest key in bytes, 1 to 65535 (default 4096)"),
     AP_INIT_TAKE1("KVLSMMaxValueSize", set_size, (void *)&rule_max_value, RSRC_CONF,

@@ -21,6 +21,8 @@ typedef struct {
     apr_int64_t max_value_bytes;
     apr_int64_t compression;        /* kv_compression_e */
     apr_int64_t map_bytes;
+    apr_int64_t quick_handler;      /* 1: KVLSMQuickHandler on (http/quick.c) */
+    apr_int64_t pin_connections;    /* 1: KVLSMPinConnections on (http/quick.c) */
 } kvlsm_server_conf;
 
 void *create_kvlsm_server_config(apr_pool_t *p, server_rec *s);

@@ -311,23 +311,84 @@ int kvr_parse_etags(const char *h, int *star, apr_uint64_t *seqs, int max, int *
     return any;
 }
 
+/* JSON string escaping, byte for byte as cJSON_PrintUnformatted does it
+ * (", \\, \b, \f, \n, \r, \t by name, other bytes below 0x20 as \u00xx,
+ * everything else as it is), so answers read the same as when they were
+ * printed through a cJSON tree, without building one per answer.  Input
+ * has no NUL (kvr_text_ok). */
+static int json_escaped(unsigned char c)
+{
+    return c < 0x20 || c == '"' || c == '\\';
+}
+
+static size_t json_str_len(const char *s, size_t n)
+{
+    size_t len = n + 2;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (json_escaped(c))
+            len += (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r'
+                    || c == '\t') ? 1 : 5;
+    }
+    return len;
+}
+
+static char *json_str_put(char *o, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    *o++ = '"';
+    size_t run = 0;   /* bytes copied as they are, pending */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!json_escaped(c)) {
+            run++;
+            continue;
+        }
+        memcpy(o, s + i - run, run);
+        o += run;
+        run = 0;
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default:
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    memcpy(o, s + n - run, run);
+    o += run;
+    *o++ = '"';
+    return o;
+}
+
 char *kvr_json_kv(apr_pool_t *p, const char *k1, const char *v1, size_t v1len,
                   const char *k2, const char *v2, size_t v2len)
 {
-    cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return NULL;
-    char *a = apr_pstrmemdup(p, v1, v1len);
-    cJSON_AddStringToObject(o, k1, a);
+    size_t k1len = strlen(k1), k2len = k2 ? strlen(k2) : 0;
+    size_t len = 2 + json_str_len(k1, k1len) + 1 + json_str_len(v1, v1len);
+    if (k2)
+        len += 1 + json_str_len(k2, k2len) + 1 + json_str_len(v2, v2len);
+    char *out = apr_palloc(p, len + 1), *o = out;
+    *o++ = '{';
+    o = json_str_put(o, k1, k1len);
+    *o++ = ':';
+    o = json_str_put(o, v1, v1len);
     if (k2) {
-        char *b = apr_pstrmemdup(p, v2, v2len);
-        cJSON_AddStringToObject(o, k2, b);
+        *o++ = ',';
+        o = json_str_put(o, k2, k2len);
+        *o++ = ':';
+        o = json_str_put(o, v2, v2len);
     }
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (!s)
-        return NULL;
-    char *r = apr_pstrdup(p, s);
-    cJSON_free(s);
-    return r;
+    *o++ = '}';
+    *o = '\0';
+    return out;
 }

@@ -7,7 +7,7 @@
 # and goes on (bench/http.sh then skips those peers).
 set -eu
 missing=""
-for p in webdis redis-server etcd-server etcd-client; do
+for p in webdis redis-server etcd-server etcd-client nghttp2-client; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 [ -z "$missing" ] && exit 0

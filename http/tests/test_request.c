@@ -4,6 +4,8 @@
 #include <criterion/criterion.h>
 #include <apr_general.h>
 #include <string.h>
+#include <apr_strings.h>
+#include <cjson/cJSON.h>
 #include "http/request.h"
 
 static apr_pool_t *p;
@@ -157,4 +159,40 @@ Test(query, entity_tags)
     const char *bad[] = { "", "12", "\"12", "\"1\",", "*, \"1\"", "\"1\" \"2\"", "W/12" };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         cr_assert_eq(kvr_parse_etags(bad[i], &star, s, 4, &n), 0, "accepted: %s", bad[i]);
+}
+
+/* kvr_json_kv escapes by hand what cJSON_PrintUnformatted escapes: the
+ * answers must read byte for byte as they did through a cJSON tree. */
+static void same_as_cjson(const char *v, size_t n)
+{
+    char *mine = kvr_json_kv(p, "key", "k", 1, "value", v, n);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "key", "k");
+    cJSON_AddStringToObject(o, "value", apr_pstrmemdup(p, v, n));
+    char *theirs = cJSON_PrintUnformatted(o);
+    cr_assert_str_eq(mine, theirs, "value of %zu bytes", n);
+    cJSON_free(theirs);
+    cJSON_Delete(o);
+}
+
+Test(body, answers_escape_every_byte_as_cjson_does)
+{
+    for (int c = 1; c < 256; c++) {
+        char s[3] = { 'a', (char)c, 'z' };
+        same_as_cjson(s, 3);
+        same_as_cjson(s + 1, 1);
+    }
+    same_as_cjson("", 0);
+    unsigned seed = 13;
+    for (int i = 0; i < 2000; i++) {
+        char s[64];
+        size_t n = (size_t)(i % 64);
+        for (size_t k = 0; k < n; k++) {
+            seed = seed * 1103515245u + 12345u;
+            s[k] = (char)(1 + (seed >> 16) % 255);
+        }
+        same_as_cjson(s, n);
+    }
+    char *two = kvr_json_kv(p, "error", "not found", 9, NULL, NULL, 0);
+    cr_assert_str_eq(two, "{\"error\":\"not found\"}");
 }
