@@ -26,18 +26,29 @@ int kvh_reject(reject_t *rj, int status, const char *msg)
     return 0;
 }
 
-int kvh_send_json(request_rec *r, int status, const char *json)
+int kvh_send_brigade(request_rec *r, int status, apr_bucket_brigade *bb, apr_off_t len)
 {
     r->status = status;
     ap_set_content_type(r, "application/json");
     apr_table_setn(r->headers_out, "X-KVLSM-Pid", apr_psprintf(r->pool, "%ld", (long)getpid()));
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
-    size_t n = strlen(json);
-    ap_set_content_length(r, (apr_off_t)n + 1);
-    ap_rwrite(json, (int)n, r);
-    ap_rputc('\n', r);
+    ap_set_content_length(r, len + 1);
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_immortal_create("\n", 1, bb->bucket_alloc));
+    /* A client gone away is not an error of ours: nothing to log. */
+    (void)ap_pass_brigade(r->output_filters, bb);
     /* Returning OK with r->status set sends our body with that status. */
     return OK;
+}
+
+int kvh_send_json(request_rec *r, int status, const char *json)
+{
+    /* A pool bucket: the body goes out as it is, never copied (the
+     * network filters set such a bucket aside without a copy, and the
+     * request's pool outlives the write). */
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    size_t n = strlen(json);
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_pool_create(json, n, r->pool, bb->bucket_alloc));
+    return kvh_send_brigade(r, status, bb, (apr_off_t)n);
 }
 
 int kvh_send_cjson(request_rec *r, cJSON *root, const char *what)

@@ -18,8 +18,11 @@ typedef struct {
 /* Fill *rj; returns 0, so `return kvh_reject(...)` reads as "rejected". */
 int kvh_reject(reject_t *rj, int status, const char *msg);
 
-/* Answer with status and a JSON body (a newline is added). */
+/* Answer with status and a JSON body (a newline is added); json must
+ * live as long as the request (r->pool, or static). */
 int kvh_send_json(request_rec *r, int status, const char *json);
+/* The same with a body already in bb (len bytes), passed as it is. */
+int kvh_send_brigade(request_rec *r, int status, apr_bucket_brigade *bb, apr_off_t len);
 /* 200 with root printed as the body; root is deleted either way. */
 struct cJSON;
 int kvh_send_cjson(request_rec *r, struct cJSON *root, const char *what);
