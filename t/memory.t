@@ -79,7 +79,7 @@ my @shapes = (
       qr/unknown field "pad"/ ],
 );
 
-plan tests => 5 * @shapes + 2 + 14;
+plan tests => 5 * @shapes + 2 + 16;
 
 my $inst = start_apache(mpm => 'prefork', servers => 2, extra => <<'CONF');
 MaxConnectionsPerChild 1
@@ -240,4 +240,19 @@ ok t_cmp($big ? $big->{code} : 'none', 413, 'a batch body over KVLSMMaxBatchSize
 my $jb = $big ? eval { JSON::PP->new->decode($big->{body}) } : undef;
 ok t_cmp($jb && $jb->{error}, qr/KVLSMMaxBatchSize/, 'naming the directive');
 ok t_cmp(req(GET => "$inst->{url}/get?key=m/big")->code, 404, 'and stores nothing');
+# The same limit for a chunked body (counted as its chunks arrive), and a
+# chunked body within it read whole.
+$s = raw_connect($inst->{port});
+raw_write($s, raw_request(POST => '/batch', '{"ops":[{"op":"set","key":"m/big","value":"' . ('x' x 4_300_000) . '"}]}',
+                          chunked => 1), 30);
+$big = raw_read($s, 30);
+close $s;
+ok t_cmp(($big ? $big->{code} : 'none') . ' ' . ((eval { JSON::PP->new->decode($big->{body}) } || {})->{error} // ''),
+         qr/^413 .*KVLSMMaxBatchSize/, 'a chunked batch body over KVLSMMaxBatchSize: 413');
+$s = raw_connect($inst->{port});
+raw_write($s, raw_request(POST => '/batch', batch_of(11), chunked => 1), 30);
+my $ch = raw_read($s, 30);
+close $s;
+ok t_cmp(($ch ? $ch->{code} : 'none') . ' ' . length((json_of(req(GET => "$inst->{url}/get?key=m/c11/4")) || {})->{value} // ''),
+         '200 999000', 'a chunked batch within the limits is read whole and applied');
 stop_apache($inst);
