@@ -45,13 +45,15 @@ int kvh_query_key(request_rec *r, const kv_options_t *o, char **key, size_t *kle
 
 /* ---- bodies ------------------------------------------------------------
  * A body is read once, into one buffer: of its Content-Length (plus the
- * terminating NUL) when it has one, else grown by doubling (realloc, which
- * moves large blocks by remapping, not copying) as its chunks arrive, up
- * to the endpoint's limit.  Every byte of that buffer is counted against
+ * terminating NUL) when it has one, else grown by doubling as its chunks
+ * arrive (realloc: glibc moves a large block by remapping it, not by
+ * copying), up to the endpoint's limit.  Every byte of that buffer is counted against
  * the child's KVLSMMaxInflight before it is taken, and given back, with
  * the buffer, when the request's pool goes. */
 
-/* Bytes of request bodies this child holds now, all its threads. */
+/* Bytes of request bodies this child holds now, all its threads and
+ * virtual hosts (each request compares it with its own server's
+ * KVLSMMaxInflight). */
 static atomic_size_t inflight_bytes;
 
 typedef struct {
