@@ -327,8 +327,10 @@ static int scan_object(prescan_t *s, const shape_t *sh, int op)
 }
 
 /* NULL if body[0..len) may go to cJSON, else why not.  A top-level
- * scalar goes on (cJSON's tree of it is one node, and its message says
- * what is wrong); a top-level array does not. */
+ * scalar goes on (cJSON's tree of it is one node, it parses no further
+ * than it, and its message says what is wrong); a top-level array does
+ * not.  Nor does anything else: cJSON takes every byte up to 0x20 for
+ * whitespace, so "\x07[0,0,...]" would be parsed whole. */
 static const char *prescan(apr_pool_t *p, const char *body, size_t len, const shape_t *sh,
                            int max_ops)
 {
@@ -340,6 +342,8 @@ static const char *prescan(apr_pool_t *p, const char *body, size_t len, const sh
         return "body must be a JSON object";
     if (at(&s, '{'))
         scan_object(&s, sh, -1);
+    else
+        scan_scalar(&s);
     return s.err;
 }
 

@@ -1,8 +1,8 @@
 # memory.t -- a hostile body costs a child little memory, whatever its
 # shape: each 6 MB body below (a pad array of zeros, nested arrays, many
 # small objects, many unknown keys, huge strings where nobody asked for
-# one, long arrays inside operations, chunked bodies without a
-# Content-Length) is refused with 400 or 413 and a JSON error naming the
+# one, long arrays inside operations, a control byte that cJSON would
+# skip as whitespace, chunked bodies without a Content-Length) is refused with 400 or 413 and a JSON error naming the
 # field or limit, stores nothing, and raises the peak resident set
 # (VmHWM) of the child that read it by less than 32 MiB.  Each is sent on
 # a fresh connection to a fresh child (prefork, MaxConnectionsPerChild 1)
@@ -71,6 +71,9 @@ my @shapes = (
     [ 'huge string in an op', '/batch', 'm/opstr', 0,
       fill('{"ops":[{"op":"set","key":"m/opstr","value":"v","note":"', 'x', '"}]}'),
       qr/ops\[0\]: unknown field "note"/ ],
+    [ 'pad array after a control byte', '/batch', 'm/ctl', 0,
+      fill(qq(\x07{"ops":[{"op":"set","key":"m/ctl","value":"v"}],"pad":[), '0,', '0]}'),
+      qr/invalid JSON/ ],
     [ 'pad array of zeros, chunked', '/batch', 'm/cpad', 1,
       fill('{"ops":[{"op":"set","key":"m/cpad","value":"v"}],"pad":[', '0,', '0]}'),
       qr/unknown field "pad"/ ],

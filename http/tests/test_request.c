@@ -255,6 +255,10 @@ Test(shape, hostile_bodies_are_refused_before_any_tree)
         { 0, "{\"key\":\"k\",\"value\":\"v\",", "\"ttl\":9,", "\"ttl\":9}", "duplicate field \"ttl\"" },
         { 0, "{\"key\":\"k\",\"value\":\"v\",\"junk\":\"", "x", "\"}", "unknown field \"junk\"" },
         { 1, "{\"ops\":[{\"op\":\"del\",\"key\":\"a\",\"x\":[", "0,", "0]}]}", "ops[0]: unknown field \"x\"" },
+        /* cJSON skips any byte up to 0x20 as whitespace (found by the fuzzer). */
+        { 1, "\x07[", "0,", "0]", "invalid JSON" },
+        { 0, "\n\x01{\"key\":\"k\",\"value\":\"v\",\"pad\":[", "0,", "0]}", "invalid JSON" },
+        { 0, "{\"key\":\"k\",\x01\"pad\":[", "0,", "0]}", "invalid JSON" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         size_t len;
