@@ -80,15 +80,18 @@ static int kvlsm_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         if (kvlsm_datadir_prepare(ptemp, v, c->data_dir) != APR_SUCCESS)
             return HTTP_INTERNAL_SERVER_ERROR;
         kv_options_t o = kvlsm_conf_options(c);
+        kvlsm_limits_t l = kvlsm_conf_limits(c);
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, v, APLOGNO(10905)
                      "kvlsm: store %s for %s:%u: memtable %" APR_SIZE_T_FMT
                      " bytes, sync %s (interval %u ms), max key %" APR_SIZE_T_FMT
                      " bytes, max value %" APR_SIZE_T_FMT " bytes, compression %s,"
-                     " mapped SST bytes %" APR_SIZE_T_FMT,
+                     " mapped SST bytes %" APR_SIZE_T_FMT ", max batch %" APR_SIZE_T_FMT
+                     " bytes, request bodies in flight per child %" APR_SIZE_T_FMT " bytes",
                      c->data_dir, v->server_hostname ? v->server_hostname : "*",
                      (unsigned)v->port, o.memtable_bytes, kvlsm_sync_name(o.sync_mode),
                      (unsigned)o.sync_interval_ms, o.max_key_bytes, o.max_value_bytes,
-                     kvlsm_compression_name(o.compression), o.map_bytes);
+                     kvlsm_compression_name(o.compression), o.map_bytes,
+                     l.max_batch_bytes, l.max_inflight_bytes);
     }
     return OK;
 }

@@ -30,6 +30,9 @@ struct kv_iter_t {
     int hn;
     int pending;          /* sources may still stand on the key last returned */
     int valid;
+    uint64_t budget;      /* keys a seek and the moves after it may pass; 0: no bound */
+    uint64_t walked;      /* keys passed since the last seek, live or not */
+    int exhausted;        /* a move stopped because walked reached budget */
     apr_status_t status;
     char *key;            /* the current key, copied out of its source */
     const char *val;      /* the value, in its source (valid until a move) */
@@ -197,7 +200,8 @@ static apr_status_t skip_current(kv_iter_t *it)
     return APR_SUCCESS;
 }
 
-/* Position on the next live key at or after where the sources stand. */
+/* Position on the next live key at or after where the sources stand, or
+ * stop, with it->key still the last key passed, once the budget is spent. */
 static apr_status_t find_next(kv_iter_t *it)
 {
     it->valid = 0;
@@ -210,6 +214,11 @@ static apr_status_t find_next(kv_iter_t *it)
         }
         if (!it->hn)
             return APR_SUCCESS;
+        if (it->budget && it->walked >= it->budget) {
+            it->exhausted = 1;
+            return APR_SUCCESS;
+        }
+        it->walked++;
         const kv_ent_t *e = &it->src[it->heap[0]].cur;
         apr_status_t rv = copy_to(&it->key, &it->kcap, e->key, e->klen);
         if (rv)
@@ -307,7 +316,19 @@ apr_status_t kv_iter_seek(kv_iter_t *it, const void *key, apr_size_t klen)
     }
     heap_build(it);
     it->pending = 0;
+    it->walked = 0;
+    it->exhausted = 0;
     return it->status = find_next(it);
+}
+
+void kv_iter_set_budget(kv_iter_t *it, apr_uint64_t max_keys)
+{
+    it->budget = max_keys;
+}
+
+int kv_iter_exhausted(const kv_iter_t *it)
+{
+    return it->exhausted && !it->status;
 }
 
 int kv_iter_valid(const kv_iter_t *it)

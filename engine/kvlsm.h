@@ -157,6 +157,14 @@ void kv_iter_key(const kv_iter_t *it, const char **key, apr_size_t *klen);
 void kv_iter_value(const kv_iter_t *it, kv_value_t *out);
 apr_status_t kv_iter_status(const kv_iter_t *it);
 void kv_iter_close(kv_iter_t *it);
+/* Bound the work of each seek and the moves after it: once max_keys keys
+ * (live, deleted or expired; versions of one key count once) have been
+ * passed since the seek, a move that has not found a live key yet stops:
+ * kv_iter_valid is 0, kv_iter_exhausted 1, and kv_iter_key names the last
+ * key passed, so a seek just after it resumes the walk.  Without a bound
+ * (max_keys 0, the default) a run of deleted keys is walked to its end. */
+void kv_iter_set_budget(kv_iter_t *it, apr_uint64_t max_keys);
+int kv_iter_exhausted(const kv_iter_t *it);
 
 /* ---- maintenance and figures ------------------------------------------ */
 /* Seal the current memtable and write it to an SST now (waits for it). */

@@ -35,27 +35,30 @@ void kvh_answer_child_init(void)
     apr_snprintf(pid_header, sizeof pid_header, "%ld", (long)getpid());
 }
 
-int kvh_send_json(request_rec *r, int status, const char *json)
+int kvh_send_brigade(request_rec *r, int status, apr_bucket_brigade *bb, apr_off_t len)
 {
     r->status = status;
     ap_set_content_type(r, "application/json");
     apr_table_setn(r->headers_out, "X-KVLSM-Pid", pid_header[0] ? pid_header
                    : apr_psprintf(r->pool, "%ld", (long)getpid()));
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
-    size_t n = strlen(json);
-    ap_set_content_length(r, (apr_off_t)n + 1);
-    /* The body and its newline in one brigade, with the end of stream:
-     * no OLD_WRITE filter and no copy (ap_rwrite would add the one and
-     * make the other).  json lives in r->pool, so a transient bucket is
-     * enough: the core output filter copies it only if it must keep it. */
-    conn_rec *c = r->connection;
-    apr_bucket_brigade *bb = apr_brigade_create(r->pool, c->bucket_alloc);
-    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(json, n, c->bucket_alloc));
-    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_immortal_create("\n", 1, c->bucket_alloc));
-    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(c->bucket_alloc));
-    ap_pass_brigade(r->output_filters, bb);
+    ap_set_content_length(r, len + 1);
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_immortal_create("\n", 1, bb->bucket_alloc));
+    /* A client gone away is not an error of ours: nothing to log. */
+    (void)ap_pass_brigade(r->output_filters, bb);
     /* Returning OK with r->status set sends our body with that status. */
     return OK;
+}
+
+int kvh_send_json(request_rec *r, int status, const char *json)
+{
+    /* A pool bucket: the body goes out as it is, never copied (the
+     * network filters set such a bucket aside without a copy, and the
+     * request's pool outlives the write). */
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    size_t n = strlen(json);
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_pool_create(json, n, r->pool, bb->bucket_alloc));
+    return kvh_send_brigade(r, status, bb, (apr_off_t)n);
 }
 
 int kvh_send_cjson(request_rec *r, cJSON *root, const char *what)

@@ -21,8 +21,11 @@ int kvh_reject(reject_t *rj, int status, const char *msg);
 /* Child-init: remember this child's pid for the X-KVLSM-Pid header. */
 void kvh_answer_child_init(void);
 
-/* Answer with status and a JSON body (a newline is added). */
+/* Answer with status and a JSON body (a newline is added); json must
+ * live as long as the request (r->pool, or static). */
 int kvh_send_json(request_rec *r, int status, const char *json);
+/* The same with a body already in bb (len bytes), passed as it is. */
+int kvh_send_brigade(request_rec *r, int status, apr_bucket_brigade *bb, apr_off_t len);
 /* 200 with root printed as the body; root is deleted either way. */
 struct cJSON;
 int kvh_send_cjson(request_rec *r, struct cJSON *root, const char *what);

@@ -5,22 +5,22 @@
 #include <string.h>
 #include "apr_strings.h"
 #include "http_protocol.h"
+#include "http/config.h"
 #include "http/handlers.h"
 #include "http/input.h"
 #include "http/request.h"
 
 #define BATCH_MAX_OPS 1000
-/* The body may hold many values, but not without bound. */
-#define BATCH_MAX_BODY (64u << 20)
 
 int kvh_batch(request_rec *r, kv_db_t *db, const kv_options_t *o)
 {
-    apr_size_t one = (o->max_key_bytes + o->max_value_bytes) * JSON_INFLATION + BODY_SLACK;
-    apr_size_t limit = one > BATCH_MAX_BODY ? one : BATCH_MAX_BODY;
+    /* KVLSMMaxBatchSize as it is, even below one largest value: an
+     * operator who lowers it means it (such a value still goes by /set). */
+    apr_size_t limit = kvlsm_conf_limits(kvlsm_conf(r->server)).max_batch_bytes;
     char *body;
     apr_size_t blen;
     reject_t rj;
-    if (!kvh_read_body(r, limit, &body, &blen, &rj))
+    if (!kvh_read_body(r, limit, "KVLSMMaxBatchSize", &body, &blen, &rj))
         return kvh_send_reject(r, &rj, NULL, 0);
     kvr_op_t *ops;
     int n;

@@ -22,7 +22,8 @@ static const size_t num_fields[] = {
     offsetof(kvlsm_server_conf, sync_interval_ms), offsetof(kvlsm_server_conf, max_key_bytes),
     offsetof(kvlsm_server_conf, max_value_bytes), offsetof(kvlsm_server_conf, compression),
     offsetof(kvlsm_server_conf, map_bytes), offsetof(kvlsm_server_conf, quick_handler),
-    offsetof(kvlsm_server_conf, pin_connections),
+    offsetof(kvlsm_server_conf, pin_connections), offsetof(kvlsm_server_conf, max_batch_bytes),
+    offsetof(kvlsm_server_conf, max_inflight_bytes),
 };
 
 static apr_int64_t *num(kvlsm_server_conf *c, size_t off)
@@ -76,6 +77,16 @@ kv_options_t kvlsm_conf_options(const kvlsm_server_conf *c)
     return o;
 }
 
+kvlsm_limits_t kvlsm_conf_limits(const kvlsm_server_conf *c)
+{
+    kvlsm_limits_t l = { 4 * MiB, 64 * MiB };
+    if (c->max_batch_bytes >= 0)
+        l.max_batch_bytes = (apr_size_t)c->max_batch_bytes;
+    if (c->max_inflight_bytes >= 0)
+        l.max_inflight_bytes = (apr_size_t)c->max_inflight_bytes;
+    return l;
+}
+
 /* ---- sizes and numbers ----------------------------------------------- */
 
 /* "4096", "64K", "4M", "1G" -> bytes (suffixes only if allowed); -1 if
@@ -123,6 +134,12 @@ static const size_rule_t rule_max_key = {
 static const size_rule_t rule_max_value = {
     offsetof(kvlsm_server_conf, max_value_bytes), 1, 256 * MiB, 1,
     "give a size from 1 byte to 256M (bytes, or with a K or M suffix)" };
+static const size_rule_t rule_max_batch = {
+    offsetof(kvlsm_server_conf, max_batch_bytes), KiB, GiB, 1,
+    "give a size from 1K to 1G (bytes, or with a K, M or G suffix)" };
+static const size_rule_t rule_max_inflight = {
+    offsetof(kvlsm_server_conf, max_inflight_bytes), 64 * KiB, 64 * GiB, 1,
+    "give a size from 64K to 64G (bytes, or with a K, M or G suffix)" };
 static const size_rule_t rule_map = {
     offsetof(kvlsm_server_conf, map_bytes), 0, 64 * GiB, 1,
     "give a size from 0 (never map) to 64G (bytes, or with a K, M or G suffix)" };
@@ -224,5 +241,10 @@ const command_rec kvlsm_cmds[] = {
                   "Longest key in bytes, 1 to 65535 (default 4096)"),
     AP_INIT_TAKE1("KVLSMMaxValueSize", set_size, (void *)&rule_max_value, RSRC_CONF,
                   "Longest value in bytes, K or M suffix allowed, up to 256M (default 1M)"),
+    AP_INIT_TAKE1("KVLSMMaxBatchSize", set_size, (void *)&rule_max_batch, RSRC_CONF,
+                  "Largest /batch body in bytes, 1K to 1G, K, M or G suffix allowed (default 4M)"),
+    AP_INIT_TAKE1("KVLSMMaxInflight", set_size, (void *)&rule_max_inflight, RSRC_CONF,
+                  "Bytes of request bodies one child holds at once, across its threads:"
+                  " 64K to 64G, K, M or G suffix allowed (default 64M); beyond, 503"),
     { NULL, { NULL }, NULL, 0, 0, NULL }
 };

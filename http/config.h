@@ -23,7 +23,15 @@ typedef struct {
     apr_int64_t map_bytes;
     apr_int64_t quick_handler;      /* 1: KVLSMQuickHandler on (http/quick.c) */
     apr_int64_t pin_connections;    /* 1: KVLSMPinConnections on (http/quick.c) */
+    apr_int64_t max_batch_bytes;    /* a /batch body */
+    apr_int64_t max_inflight_bytes; /* request bodies one child holds at once */
 } kvlsm_server_conf;
+
+/* What the module itself bounds (the engine's limits are kv_options_t). */
+typedef struct {
+    apr_size_t max_batch_bytes;     /* default 4 MiB */
+    apr_size_t max_inflight_bytes;  /* default 64 MiB */
+} kvlsm_limits_t;
 
 void *create_kvlsm_server_config(apr_pool_t *p, server_rec *s);
 void *merge_kvlsm_server_config(apr_pool_t *p, void *basev, void *addv);
@@ -32,6 +40,8 @@ void *merge_kvlsm_server_config(apr_pool_t *p, void *basev, void *addv);
 kvlsm_server_conf *kvlsm_conf(server_rec *s);
 /* The effective engine options (defaults filled in). */
 kv_options_t kvlsm_conf_options(const kvlsm_server_conf *c);
+/* The effective module limits (defaults filled in). */
+kvlsm_limits_t kvlsm_conf_limits(const kvlsm_server_conf *c);
 /* Directive keywords for log lines. */
 const char *kvlsm_sync_name(kv_sync_mode_e m);
 const char *kvlsm_compression_name(kv_compression_e c);

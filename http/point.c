@@ -33,13 +33,18 @@ int kvh_get(request_rec *r, kv_db_t *db, const kv_options_t *o)
         return kvh_engine_error(r, KV_CORRUPT, "get (stored value is not UTF-8 text)", key, klen);
     set_etag(r, v.seq);
     char *json = kvr_json_kv(r->pool, "key", key, klen, "value", v.data, v.len);
-    if (json && v.expire_at > 0) {
-        /* Seconds left, at least 1: it reads as missing from expire_at on. */
-        apr_int64_t left = v.expire_at - (apr_int64_t)apr_time_sec(apr_time_now());
-        json = apr_psprintf(r->pool, "%.*s,\"ttl\":%" APR_INT64_T_FMT "}",
-                            (int)strlen(json) - 1, json, left > 1 ? left : 1);
-    }
-    return kvh_send_json(r, HTTP_OK, json);
+    if (v.expire_at <= 0)
+        return kvh_send_json(r, HTTP_OK, json);
+    /* Seconds left, at least 1: it reads as missing from expire_at on.
+     * Sent after the object without its '}', so the value is not copied
+     * again. */
+    apr_int64_t left = v.expire_at - (apr_int64_t)apr_time_sec(apr_time_now());
+    char *tail = apr_psprintf(r->pool, ",\"ttl\":%" APR_INT64_T_FMT "}", left > 1 ? left : 1);
+    apr_size_t n = strlen(json) - 1, tn = strlen(tail);
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_pool_create(json, n, r->pool, bb->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_pool_create(tail, tn, r->pool, bb->bucket_alloc));
+    return kvh_send_brigade(r, HTTP_OK, bb, (apr_off_t)(n + tn));
 }
 
 int kvh_set(request_rec *r, kv_db_t *db, const kv_options_t *o)
@@ -48,7 +53,7 @@ int kvh_set(request_rec *r, kv_db_t *db, const kv_options_t *o)
     apr_size_t blen;
     apr_size_t limit = (o->max_key_bytes + o->max_value_bytes) * JSON_INFLATION + BODY_SLACK;
     reject_t rj;
-    if (!kvh_read_body(r, limit, &body, &blen, &rj))
+    if (!kvh_read_body(r, limit, "KVLSMMaxKeySize and KVLSMMaxValueSize, as JSON", &body, &blen, &rj))
         return kvh_send_reject(r, &rj, NULL, 0);
     kvr_set_t s;
     const char *err = kvr_parse_set(r->pool, body, blen, &s);

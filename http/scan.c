@@ -1,10 +1,18 @@
 /* scan.c -- GET /scan: keys in ascending byte order from one consistent
  * snapshot, bounded by prefix, start (inclusive) and end (exclusive), a
  * page of at most `limit` items at a time.  The `next` cursor is the last
- * key of the page in base64url (URL-safe as it stands); passed back as
- * `cursor`, the next page starts after that key. */
+ * key the page walked, in base64url (URL-safe as it stands); passed back
+ * as `cursor`, the next page starts after that key.
+ *
+ * What one page may cost is bounded: its items take at most
+ * scan_page_bytes() of JSON (the escaped size, counted before an item is
+ * added, the first one included), and it walks at most limit +
+ * SCAN_WALK_DEAD keys, so a long run of deleted or expired keys ends the
+ * page early, with a cursor, instead of being walked in one request.  The
+ * answer is written once, escaped as it goes, into buckets that are sent
+ * as they are: no tree, no printing, no copies. */
+#include <stdlib.h>
 #include <string.h>
-#include <cjson/cJSON.h>
 #include "apr_lib.h"
 #include "apr_strings.h"
 #include "http_protocol.h"
@@ -14,9 +22,88 @@
 
 #define SCAN_DEFAULT_LIMIT 100
 #define SCAN_MAX_LIMIT 1000
-/* A page also ends once its values pass this many bytes (a page of 1000
- * one-megabyte values would be a gigabyte). */
-#define SCAN_PAGE_BYTES (8u << 20)
+/* The JSON of a page's items: at most this (a page of 1000 one-megabyte
+ * values would be a gigabyte), or one item of the largest size the
+ * configuration allows, whichever is more. */
+#define SCAN_PAGE_BYTES ((apr_size_t)8 << 20)
+/* Keys a page may walk besides its items (deleted, expired). */
+#define SCAN_WALK_DEAD 10000
+
+static apr_size_t scan_page_bytes(const kv_options_t *o)
+{
+    apr_size_t one = (o->max_key_bytes + o->max_value_bytes) * JSON_INFLATION + BODY_SLACK;
+    return one > SCAN_PAGE_BYTES ? one : SCAN_PAGE_BYTES;
+}
+
+/* ---- the answer, written once --------------------------------------- */
+
+/* Heap buckets of 64 KiB filled in turn; an item larger than that gets a
+ * bucket of its own size.  The brigade owns them (freed with it, on any
+ * path). */
+#define PAGE_CHUNK ((apr_size_t)64 << 10)
+
+typedef struct {
+    apr_bucket_brigade *bb;
+    apr_bucket *cur;          /* the heap bucket being filled */
+    char *base;
+    apr_size_t cap;
+    apr_off_t total;
+} page_t;
+
+/* n bytes at the end of the answer, to be written by the caller. */
+static char *page_room(page_t *pg, apr_size_t n)
+{
+    if (!pg->cur || pg->cur->length + n > pg->cap) {
+        apr_size_t cap = n > PAGE_CHUNK ? n : PAGE_CHUNK;
+        char *b = malloc(cap);
+        if (!b)
+            return NULL;
+        b[0] = '\0';   /* heap_create takes const memory; gcc wants it written */
+        apr_bucket *e = apr_bucket_heap_create(b, cap, free, pg->bb->bucket_alloc);
+        e->length = 0;   /* grows as it is filled */
+        APR_BRIGADE_INSERT_TAIL(pg->bb, e);
+        pg->cur = e;
+        pg->base = b;
+        pg->cap = cap;
+    }
+    char *at = pg->base + pg->cur->length;
+    pg->cur->length += n;
+    pg->total += (apr_off_t)n;
+    return at;
+}
+
+static int page_put(page_t *pg, const char *s, apr_size_t n)
+{
+    char *at = page_room(pg, n);
+    if (at)
+        memcpy(at, s, n);
+    return at != NULL;
+}
+
+/* The bytes of one item: {"key":K[,"value":V]}, a comma before all but the first. */
+static apr_size_t item_bytes(int first, const char *k, apr_size_t kl, const kv_value_t *v)
+{
+    return !first + sizeof "{\"key\":}" - 1 + kvr_json_len(k, kl)
+           + (v ? sizeof ",\"value\":" - 1 + kvr_json_len(v->data, v->len) : 0);
+}
+
+static int page_item(page_t *pg, int first, const char *k, apr_size_t kl, const kv_value_t *v,
+                     apr_size_t n)
+{
+    char *o = page_room(pg, n), *start = o;
+    if (!o)
+        return 0;
+    if (!first)
+        *o++ = ',';
+    memcpy(o, "{\"key\":", 7);
+    o = kvr_json_put(o + 7, k, kl);
+    if (v) {
+        memcpy(o, ",\"value\":", 9);
+        o = kvr_json_put(o + 9, v->data, v->len);
+    }
+    *o++ = '}';
+    return (apr_size_t)(o - start) == n;
+}
 
 static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -85,7 +172,6 @@ static int text_param(request_rec *r, const char *name, char **v, size_t *n, rej
 
 int kvh_scan(request_rec *r, kv_db_t *db, const kv_options_t *o)
 {
-    (void)o;
     reject_t rj;
     char *prefix = NULL, *start = NULL, *end = NULL, *lim = NULL, *cur = NULL, *vals = NULL;
     size_t plen = 0, slen = 0, elen = 0, llen = 0, clen = 0, vlen = 0;
@@ -126,18 +212,22 @@ int kvh_scan(request_rec *r, kv_db_t *db, const kv_options_t *o)
         from = after;
         flen = alen;
     }
+    page_t pg = { apr_brigade_create(r->pool, r->connection->bucket_alloc), NULL, NULL, 0, 0 };
+    apr_size_t cap = scan_page_bytes(o), bytes = 0;
     kv_iter_t *it = NULL;
     apr_status_t rv = kv_iter_open(&it, db, r->pool);
-    if (rv == APR_SUCCESS)
+    if (rv == APR_SUCCESS) {
+        kv_iter_set_budget(it, (apr_uint64_t)limit + SCAN_WALK_DEAD);
         rv = kv_iter_seek(it, from, flen);
-    cJSON *root = cJSON_CreateObject(), *items = cJSON_AddArrayToObject(root, "items");
-    if (rv == APR_SUCCESS && !items)
+    }
+    if (rv == APR_SUCCESS && !page_put(&pg, "{\"items\":[", 10))
         rv = APR_ENOMEM;
     long count = 0;
-    size_t bytes = 0;
     int more = 0;
-    const char *last = NULL;
-    size_t last_len = 0;
+    /* The cursor if the page ends early: the last key added (copied: the
+     * iterator's is gone once it moves). */
+    char *last = NULL;
+    size_t last_len = 0, last_cap = 0;
     for (; rv == APR_SUCCESS && kv_iter_valid(it); rv = kv_iter_next(it)) {
         const char *k;
         apr_size_t kl;
@@ -148,35 +238,51 @@ int kvh_scan(request_rec *r, kv_db_t *db, const kv_options_t *o)
             break;
         kv_value_t v;
         kv_iter_value(it, &v);
-        if (count == limit || (count > 0 && bytes + v.len > SCAN_PAGE_BYTES)) {
+        if (with_values && !kvr_text_ok(v.data, v.len)) {
+            char *bad = apr_pstrmemdup(r->pool, k, kl);   /* k goes with the iterator */
+            kv_iter_close(it);
+            return kvh_engine_error(r, KV_CORRUPT, "scan (stored value is not UTF-8 text)", bad, kl);
+        }
+        apr_size_t n = item_bytes(count == 0, k, kl, with_values ? &v : NULL);
+        /* The first item always fits in a page of the configured sizes;
+         * one larger (written before KVLSMMaxValueSize was lowered) goes
+         * alone on its page. */
+        if (count == limit || (count > 0 && bytes + n > cap)) {
             more = 1;
             break;
         }
-        cJSON *item = cJSON_CreateObject();
-        cJSON_AddItemToArray(items, item);
-        last = apr_pstrmemdup(r->pool, k, kl);
-        last_len = kl;
-        cJSON_AddStringToObject(item, "key", last);
-        if (with_values) {
-            if (!kvr_text_ok(v.data, v.len)) {
-                cJSON_Delete(root);
-                return kvh_engine_error(r, KV_CORRUPT, "scan (stored value is not UTF-8 text)", last, kl);
-            }
-            cJSON_AddStringToObject(item, "value", apr_pstrmemdup(r->pool, v.data, v.len));
-            bytes += v.len;
+        if (!page_item(&pg, count == 0, k, kl, with_values ? &v : NULL, n)) {
+            rv = APR_ENOMEM;
+            break;
         }
+        bytes += n;
+        if (kl + 1 > last_cap) {
+            last_cap = kl + 1 > 2 * last_cap ? kl + 1 : 2 * last_cap;
+            last = apr_palloc(r->pool, last_cap);
+        }
+        memcpy(last, k, kl);
+        last_len = kl;
         count++;
     }
     if (rv == APR_SUCCESS)
         rv = kv_iter_status(it);
-    kv_iter_close(it);
-    if (rv != APR_SUCCESS) {
-        cJSON_Delete(root);
-        return kvh_engine_error(r, rv, "scan", NULL, 0);
+    char *next = NULL;
+    if (rv == APR_SUCCESS && more)
+        next = cursor_encode(r->pool, (const unsigned char *)last, last_len);
+    else if (rv == APR_SUCCESS && kv_iter_exhausted(it)) {
+        /* The walk stopped in a run of dead keys: go on after the last
+         * one, unless it is already past the range. */
+        const char *k;
+        apr_size_t kl;
+        kv_iter_key(it, &k, &kl);
+        if (!(end && key_cmp(k, kl, end, elen) >= 0) && !(prefix && (kl < plen || memcmp(k, prefix, plen))))
+            next = cursor_encode(r->pool, (const unsigned char *)k, kl);
     }
-    if (more)
-        cJSON_AddStringToObject(root, "next", cursor_encode(r->pool, (const unsigned char *)last, last_len));
-    else
-        cJSON_AddNullToObject(root, "next");
-    return kvh_send_cjson(r, root, "scan");
+    kv_iter_close(it);
+    if (rv != APR_SUCCESS)
+        return kvh_engine_error(r, rv, "scan", NULL, 0);
+    const char *tail = next ? apr_pstrcat(r->pool, "],\"next\":\"", next, "\"}", NULL) : "],\"next\":null}";
+    if (!page_put(&pg, tail, strlen(tail)))
+        return kvh_engine_error(r, APR_ENOMEM, "scan", NULL, 0);
+    return kvh_send_brigade(r, HTTP_OK, pg.bb, pg.total);
 }

@@ -30,6 +30,9 @@ my @bodies = (
     [ '{"key":"' . ('k' x 65) . '","value":"x"}',   413, qr/key longer/ ],
     [ '{"key":"guard","value":"' . ('v' x 1025) . '"}', 413, qr/value longer/ ],
     [ '{"key":"guard","value":"' . ('v' x 20000) . '"}', 413, qr/too large/ ],
+    [ '{"key":"guard","value":"x","extra":1}',     400, qr/unknown field "extra": a \/set body holds only key, value and ttl/ ],
+    [ '{"key":"guard","value":"x","value":"y"}',   400, qr/duplicate field "value"/ ],
+    [ '{"key":"guard","value":{"nested":["x"]}}',  400, qr/value must be a string/ ],
 );
 my @queries = (
     [ GET    => '/kv/get',                400, qr/missing key/ ],

@@ -19,6 +19,10 @@ my @bad = (
     [ 'KVLSMCompression snappy',    qr/KVLSMCompression: 'snappy' is not valid: use none, lz4 or zstd/ ],
     [ 'KVLSMMapSize lots',          qr/KVLSMMapSize: 'lots' is not valid: give a size from 0 \(never map\) to 64G/ ],
     [ 'KVLSMMapSize 65G',           qr/KVLSMMapSize: '65G' is not valid/ ],
+    [ 'KVLSMMaxBatchSize 512',      qr/KVLSMMaxBatchSize: '512' is not valid: give a size from 1K to 1G/ ],
+    [ 'KVLSMMaxBatchSize 2G',       qr/KVLSMMaxBatchSize: '2G' is not valid/ ],
+    [ 'KVLSMMaxInflight 1K',        qr/KVLSMMaxInflight: '1K' is not valid: give a size from 64K to 64G/ ],
+    [ 'KVLSMMaxInflight none',      qr/KVLSMMaxInflight: 'none' is not valid/ ],
 );
 plan tests => 3 + 2 * @bad + 6;
 

@@ -245,6 +245,76 @@ Test(db, iterator_is_ordered_snapshot)
     cr_assert_eq(memcmp(key, "it00000005x", klen), 0);
 }
 
+/* With a budget, a run of deleted keys no longer costs one move without
+ * bound: the move stops after max_keys keys and names the last one, and
+ * seeking just after it resumes (tombstones in the memtable and in an SST
+ * alike).  Live keys count too; each seek starts a fresh count. */
+Test(db, iterator_budget_stops_in_a_deleted_run_and_resumes)
+{
+    kv_db_t *db = open_db(1 << 20, 0);
+    char k[32];
+    for (unsigned long i = 0; i < 300; i++) {
+        tu_key(k, sizeof k, "b", i);
+        cr_assert_eq(kv_put(db, k, strlen(k), TU_STR("v"), NULL, NULL), APR_SUCCESS);
+    }
+    cr_assert_eq(kv_db_flush(db), APR_SUCCESS);
+    /* b0..b149 deleted in the SST, b150..b289 in the memtable: b290..b299 live. */
+    for (unsigned long i = 0; i < 290; i++) {
+        tu_key(k, sizeof k, "b", i);
+        cr_assert_eq(kv_delete(db, k, strlen(k), NULL, pool, NULL), APR_SUCCESS);
+        if (i == 149)
+            cr_assert_eq(kv_db_flush(db), APR_SUCCESS);
+    }
+    kv_iter_t *it;
+    cr_assert_eq(kv_iter_open(&it, db, pool), APR_SUCCESS);
+    kv_iter_set_budget(it, 40);
+    cr_assert_eq(kv_iter_seek(it, NULL, 0), APR_SUCCESS);
+    int stops = 0;
+    const char *key;
+    apr_size_t klen;
+    while (!kv_iter_valid(it) && kv_iter_exhausted(it) && stops < 100) {
+        kv_iter_key(it, &key, &klen);
+        tu_key(k, sizeof k, "b", (unsigned long)(stops + 1) * 40 - 1);
+        cr_assert_eq(klen, strlen(k));
+        cr_assert_eq(memcmp(key, k, klen), 0, "stop %d at %.*s, want %s", stops, (int)klen, key, k);
+        /* Just after it: the key with a NUL byte appended. */
+        char after[40];
+        memcpy(after, key, klen);
+        after[klen] = '\0';
+        cr_assert_eq(kv_iter_seek(it, after, klen + 1), APR_SUCCESS);
+        stops++;
+    }
+    cr_assert_eq(stops, 7, "290 deleted keys in steps of 40");
+    unsigned long want = 290, n = 0;
+    for (; kv_iter_valid(it); kv_iter_next(it), want++, n++) {
+        kv_iter_key(it, &key, &klen);
+        tu_key(k, sizeof k, "b", want);
+        cr_assert_eq(memcmp(key, k, klen), 0);
+    }
+    cr_assert_eq(n, 10, "the live keys follow");
+    cr_assert(!kv_iter_exhausted(it), "the end is not a stop");
+    cr_assert_eq(kv_iter_status(it), APR_SUCCESS);
+    /* Live keys count: a budget of 4 from b292 yields four of them, then stops. */
+    tu_key(k, sizeof k, "b", 292);
+    kv_iter_set_budget(it, 4);
+    cr_assert_eq(kv_iter_seek(it, k, strlen(k)), APR_SUCCESS);
+    for (n = 0; kv_iter_valid(it) && n < 10; kv_iter_next(it))
+        n++;
+    cr_assert_eq(n, 4);
+    cr_assert(kv_iter_exhausted(it));
+    kv_iter_key(it, &key, &klen);
+    tu_key(k, sizeof k, "b", 295);
+    cr_assert_eq(memcmp(key, k, klen), 0, "the last key passed");
+    /* No budget: one move walks the whole deleted run. */
+    kv_iter_set_budget(it, 0);
+    cr_assert_eq(kv_iter_seek(it, NULL, 0), APR_SUCCESS);
+    cr_assert(kv_iter_valid(it));
+    kv_iter_key(it, &key, &klen);
+    tu_key(k, sizeof k, "b", 290);
+    cr_assert_eq(memcmp(key, k, klen), 0);
+    kv_iter_close(it);
+}
+
 Test(db, conditional_writes_check_version)
 {
     kv_db_t *db = open_db(1 << 20, 0);

@@ -3,6 +3,7 @@
  * HTTP tests also send. */
 #include <criterion/criterion.h>
 #include <apr_general.h>
+#include <stdio.h>
 #include <string.h>
 #include <apr_strings.h>
 #include <cjson/cJSON.h>
@@ -195,4 +196,164 @@ Test(body, answers_escape_every_byte_as_cjson_does)
     }
     char *two = kvr_json_kv(p, "error", "not found", 9, NULL, NULL, 0);
     cr_assert_str_eq(two, "{\"error\":\"not found\"}");
+}
+
+/* ---- the shape check before cJSON ------------------------------------
+ * cJSON's allocations are counted here (its hooks are process-wide, which
+ * is fine in this test program): a refused body must not have cost a
+ * tree, and an accepted one only a bounded one. */
+static size_t tree_bytes, tree_allocs;
+static void *counting_malloc(size_t n)
+{
+    tree_bytes += n;
+    tree_allocs++;
+    return malloc(n);
+}
+static void counting_setup(void)
+{
+    setup();
+    cJSON_Hooks h = { counting_malloc, free };
+    cJSON_InitHooks(&h);
+}
+static void counting_teardown(void)
+{
+    cJSON_InitHooks(NULL);
+    teardown();
+}
+TestSuite(shape, .init = counting_setup, .fini = counting_teardown);
+
+/* head, then unit n times, then tail, in p. */
+static char *repeat(const char *head, const char *unit, size_t n, const char *tail, size_t *len)
+{
+    size_t hl = strlen(head), ul = strlen(unit), tl = strlen(tail);
+    *len = hl + ul * n + tl;
+    char *b = apr_palloc(p, *len + 1), *o = b;
+    memcpy(o, head, hl);
+    o += hl;
+    for (size_t i = 0; i < n; i++, o += ul)
+        memcpy(o, unit, ul);
+    memcpy(o, tail, tl + 1);
+    return b;
+}
+
+Test(shape, unknown_and_repeated_fields_are_refused_by_name)
+{
+    kvr_set_t s;
+    kvr_op_t *ops;
+    int n;
+    struct { int batch; const char *body, *err; } bad[] = {
+        { 0, "{\"key\":\"k\",\"value\":\"v\",\"pad\":[0,0]}",
+          "unknown field \"pad\": a /set body holds only key, value and ttl" },
+        { 0, "{\"pad\":1,\"key\":\"k\",\"value\":\"v\"}", "unknown field \"pad\"" },
+        { 0, "{\"k\\u0065y\":\"k\",\"value\":\"v\"}", "unknown field \"k\\u0065y\"" },
+        { 0, "{\"key\":\"k\",\"value\":\"v\",\"value\":\"w\"}", "duplicate field \"value\"" },
+        { 0, "{\"key\":\"k\",\"value\":\"v\",\"ttl\":5,\"ttl\":5}", "duplicate field \"ttl\"" },
+        { 0, "{\"key\":{\"a\":1},\"value\":\"v\"}", "key must be a string" },
+        { 0, "{\"key\":\"k\",\"ttl\":[1]}", "ttl must be a whole number" },
+        { 1, "{\"ops\":[{\"op\":\"del\",\"key\":\"a\"}],\"pad\":[0]}",
+          "unknown field \"pad\": a /batch body holds only ops" },
+        { 1, "{\"ops\":[{\"op\":\"del\",\"key\":\"a\"},{\"op\":\"del\",\"key\":\"b\",\"x\":[0]}]}",
+          "ops[1]: unknown field \"x\": an operation holds only op, key, value and ttl" },
+        { 1, "{\"ops\":[{\"op\":\"del\",\"key\":\"a\",\"key\":\"b\"}]}", "ops[0]: duplicate field \"key\"" },
+        { 1, "{\"ops\":[{\"op\":[\"set\"],\"key\":\"a\"}]}", "ops[0]: \"op\" must be" },
+        { 1, "{\"ops\":[[0,0]]}", "ops[0]: must be an object" },
+        { 1, "{\"ops\":{\"op\":\"del\"}}", "ops must be an array" },
+        { 1, "{\"ops\":[{\"op\":\"del\",\"key\":\"a\"}],\"ops\":[]}", "duplicate field \"ops\"" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        tree_allocs = 0;
+        const char *err = bad[i].batch ? kvr_parse_batch(p, bad[i].body, strlen(bad[i].body), 3, &ops, &n)
+                                       : kvr_parse_set(p, bad[i].body, strlen(bad[i].body), &s);
+        cr_assert_not_null(err, "accepted: %s", bad[i].body);
+        cr_assert(strstr(err, bad[i].err), "%s: said \"%s\"", bad[i].body, err);
+        cr_assert_eq(tree_allocs, 0, "%s: cJSON was run", bad[i].body);
+    }
+    /* A long unknown name is shown cut, at a character. */
+    char body[200];
+    snprintf(body, sizeof body, "{\"%s\xc3\xa9%s\":1}", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+    const char *err = kvr_parse_set(p, body, strlen(body), &s);
+    cr_assert(strstr(err, "unknown field \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\""), "said %s", err);
+    /* A byte-order mark is skipped, as cJSON skips it. */
+    const char *bom = "\xEF\xBB\xBF{\"key\":\"k\",\"value\":\"v\"}";
+    cr_assert_null(kvr_parse_set(p, bom, strlen(bom), &s));
+}
+
+/* The hostile shapes of t/memory.t, 1 MB each: refused without a tree. */
+Test(shape, hostile_bodies_are_refused_before_any_tree)
+{
+    struct { int batch; const char *head, *unit, *tail, *err; } bad[] = {
+        { 1, "{\"ops\":[{\"op\":\"del\",\"key\":\"a\"}],\"pad\":[", "0,", "0]}", "unknown field \"pad\"" },
+        { 1, "{\"ops\":[{\"op\":\"del\",\"key\":\"a\"}],\"pad\":[", "[[[[[[[[]]]]]]]],", "0]}", "unknown field" },
+        { 0, "{\"key\":\"k\",\"value\":", "[", "", "value must be a string" },
+        { 0, "", "[", "", "body must be a JSON object" },
+        { 0, "{\"key\":\"k\",\"value\":\"v\",\"x\":", "{\"a\":", "", "unknown field \"x\"" },
+        { 1, "{\"ops\":[", "{\"op\":\"del\",\"key\":\"a\"},", "{}]}", "too many ops: at most 1000" },
+        { 0, "{\"key\":\"k\",\"value\":\"v\",", "\"a\":0,", "\"b\":0}", "unknown field \"a\"" },
+        { 0, "{\"key\":\"k\",\"value\":\"v\",", "\"ttl\":9,", "\"ttl\":9}", "duplicate field \"ttl\"" },
+        { 0, "{\"key\":\"k\",\"value\":\"v\",\"junk\":\"", "x", "\"}", "unknown field \"junk\"" },
+        { 1, "{\"ops\":[{\"op\":\"del\",\"key\":\"a\",\"x\":[", "0,", "0]}]}", "ops[0]: unknown field \"x\"" },
+        /* cJSON skips any byte up to 0x20 as whitespace (found by the fuzzer). */
+        { 1, "\x07[", "0,", "0]", "invalid JSON" },
+        { 0, "\n\x01{\"key\":\"k\",\"value\":\"v\",\"pad\":[", "0,", "0]}", "invalid JSON" },
+        { 0, "{\"key\":\"k\",\x01\"pad\":[", "0,", "0]}", "invalid JSON" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        size_t len;
+        char *body = repeat(bad[i].head, bad[i].unit, (1u << 20) / strlen(bad[i].unit), bad[i].tail, &len);
+        kvr_set_t s;
+        kvr_op_t *ops;
+        int n;
+        tree_allocs = 0;
+        const char *err = bad[i].batch ? kvr_parse_batch(p, body, len, 1000, &ops, &n)
+                                       : kvr_parse_set(p, body, len, &s);
+        cr_assert_not_null(err, "shape %zu accepted", i);
+        cr_assert(strstr(err, bad[i].err), "shape %zu: said \"%s\"", i, err);
+        cr_assert_eq(tree_allocs, 0, "shape %zu: cJSON was run", i);
+    }
+}
+
+/* What passes costs a bounded tree: 1000 operations (the most there can
+ * be) well under a megabyte, one large value about its own size. */
+Test(shape, accepted_bodies_cost_a_bounded_tree)
+{
+    size_t len;
+    char *body = repeat("{\"ops\":[", "{\"op\":\"set\",\"key\":\"k\",\"value\":\"v\",\"ttl\":5},", 999,
+                        "{\"op\":\"del\",\"key\":\"k\"}]}", &len);
+    kvr_op_t *ops;
+    int n;
+    tree_bytes = 0;
+    cr_assert_null(kvr_parse_batch(p, body, len, 1000, &ops, &n));
+    cr_assert_eq(n, 1000);
+    cr_assert_lt(tree_bytes, 512u << 10, "1000 ops took %zu bytes of tree", tree_bytes);
+    body = repeat("{\"key\":\"k\",\"value\":\"", "x", 1u << 20, "\"}", &len);
+    kvr_set_t s;
+    tree_bytes = 0;
+    cr_assert_null(kvr_parse_set(p, body, len, &s));
+    cr_assert_eq(s.vlen, 1u << 20);
+    cr_assert_lt(tree_bytes, len + 4096, "a 1 MiB value took %zu bytes of tree", tree_bytes);
+    /* The fields point into the tree, which lives as long as the pool. */
+    cr_assert_eq(s.val[0], 'x');
+    cr_assert_eq(s.val[s.vlen - 1], 'x');
+}
+
+/* Strings are written as cJSON writes them (the answers did not change
+ * when the tree went), whatever the bytes. */
+Test(shape, json_strings_match_cjson)
+{
+    cJSON_InitHooks(NULL);
+    const char *samples[] = { "", "plain", "q\"b\\s/", "\b\f\n\r\t", "\x01\x1f\x7f", "caf\xc3\xa9 \xe2\x82\xac",
+                              "a\x02\x03" "b\"\"\\\\c" };
+    for (size_t i = 0; i < sizeof samples / sizeof *samples; i++) {
+        const char *v = samples[i];
+        size_t n = strlen(v);
+        cJSON *str = cJSON_CreateString(v);
+        char *want = cJSON_PrintUnformatted(str);
+        char buf[64];
+        char *end = kvr_json_put(buf, v, n);
+        cr_assert_eq((size_t)(end - buf), kvr_json_len(v, n), "length of sample %zu", i);
+        cr_assert_eq((size_t)(end - buf), strlen(want), "sample %zu: %s", i, want);
+        cr_assert_eq(memcmp(buf, want, strlen(want)), 0, "sample %zu: %.*s vs %s", i, (int)(end - buf), buf, want);
+        cJSON_free(want);
+        cJSON_Delete(str);
+    }
 }

@@ -14,7 +14,8 @@ use LWP::UserAgent;
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(time sleep);
 
-our @EXPORT = qw(base_url req json_of start_apache stop_apache module_path top_dir free_port httpd);
+our @EXPORT = qw(base_url req json_of start_apache stop_apache module_path top_dir free_port httpd
+                 raw_connect raw_request raw_write raw_read proc_status);
 
 my $json = JSON::PP->new->utf8->canonical;
 my @started;   # instances start_apache made (stopped at exit, below)
@@ -143,6 +144,112 @@ sub stop_apache {
     }
     die "apache2 $inst->{pid} did not stop" if kill(0, $inst->{pid});
     delete $inst->{pid};
+}
+
+# ---- raw HTTP/1.1 over one socket ----------------------------------------
+# For what LWP hides: chunked request bodies, bodies sent in parts, an
+# answer that comes before the body is all sent, and the one child behind
+# a kept-alive connection.  Every wait is bounded by a deadline.
+
+sub raw_connect {
+    my $port = shift;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp',
+                                  Timeout => 10) or die "connect 127.0.0.1:$port: $!";
+    binmode $s;
+    $s->blocking(0);
+    return $s;
+}
+
+# The bytes of a request: with Content-Length, or (chunked => 1) in chunks
+# of 64 KiB without one.
+sub raw_request {
+    my ($method, $path, $body, %o) = @_;
+    my $head = "$method $path HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+    return "$head\r\n" unless defined $body;
+    return "${head}Content-Length: " . length($body) . "\r\n\r\n$body" unless $o{chunked};
+    my $out = "${head}Transfer-Encoding: chunked\r\n\r\n";
+    for (my $i = 0; $i < length $body; $i += 65536) {
+        my $c = substr($body, $i, 65536);
+        $out .= sprintf("%x\r\n", length $c) . $c . "\r\n";
+    }
+    return $out . "0\r\n\r\n";
+}
+
+# Write $data unless the server answers first (or the deadline passes):
+# returns the number of bytes written.
+sub raw_write {
+    my ($s, $data, $secs) = @_;
+    my $deadline = time + ($secs || 60);
+    my $off = 0;
+    while ($off < length $data && time < $deadline) {
+        my ($r, $w) = ('', '');
+        vec($r, fileno $s, 1) = 1;
+        vec($w, fileno $s, 1) = 1;
+        my $n = select(my $ro = $r, my $wo = $w, undef, $deadline - time);
+        next if $n <= 0;
+        last if vec($ro, fileno $s, 1);          # an answer (or a close) came first
+        my $k = syswrite($s, $data, 1 << 16, $off);
+        last if !defined $k && !$!{EAGAIN} && !$!{EWOULDBLOCK};
+        $off += $k if $k;
+    }
+    return $off;
+}
+
+my %pending;   # bytes read past an answer, per socket
+
+# Read one answer: { code, h => {lower-case name => value}, body }, or
+# undef if none came whole before the deadline.
+sub raw_read {
+    my ($s, $secs) = @_;
+    my $deadline = time + ($secs || 60);
+    my $buf = delete $pending{fileno $s} // '';
+    my ($code, %h, $need, $chunked, $hlen);
+    my $eof = 0;
+    while (1) {
+        if (!defined $code && (my $i = index($buf, "\r\n\r\n")) >= 0) {
+            my @lines = split /\r\n/, substr($buf, 0, $i);
+            ($code) = (shift(@lines) // '') =~ m{^HTTP/1\.\d (\d{3})} or return undef;
+            for (@lines) { $h{lc $1} = $2 if /^([^:]+):\s*(.*)$/ }
+            $hlen = $i + 4;
+            $need = $h{'content-length'};
+            $chunked = ($h{'transfer-encoding'} // '') =~ /chunked/i;
+        }
+        if (defined $code) {
+            my $rest = substr($buf, $hlen);
+            if (defined $need && length($rest) >= $need) {
+                $pending{fileno $s} = substr($rest, $need) if length($rest) > $need;
+                return { code => $code, h => \%h, body => substr($rest, 0, $need) };
+            }
+            if ($chunked && $rest =~ /(?:^|\r\n)0\r\n\r\n/) {
+                my $body = '';
+                while ($rest =~ s/^([0-9a-fA-F]+)\r\n//) {
+                    my $n = hex $1;
+                    last unless $n;
+                    $body .= substr($rest, 0, $n, '');
+                    $rest =~ s/^\r\n//;
+                }
+                return { code => $code, h => \%h, body => $body };
+            }
+            return { code => $code, h => \%h, body => $rest } if $eof && !defined $need && !$chunked;
+        }
+        return undef if $eof || time >= $deadline;
+        my $r = '';
+        vec($r, fileno $s, 1) = 1;
+        next unless select(my $ro = $r, undef, undef, $deadline - time) > 0;
+        my $n = sysread($s, $buf, 1 << 16, length $buf);
+        $eof = 1 if defined $n && $n == 0;
+        $eof = 1 if !defined $n && !$!{EAGAIN} && !$!{EWOULDBLOCK};
+    }
+}
+
+# A field of /proc/<pid>/status in bytes (VmHWM, VmRSS), undef if gone.
+sub proc_status {
+    my ($pid, $field) = @_;
+    open my $fh, '<', "/proc/$pid/status" or return undef;
+    while (<$fh>) {
+        return $1 * 1024 if /^\Q$field\E:\s+(\d+) kB/;
+    }
+    return undef;
 }
 
 1;
