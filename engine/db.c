@@ -430,6 +430,7 @@ apr_status_t kv_db_stats(kv_db_t *db, kv_stats_t *st)
 #undef COPY
     st->counters_since = db->stats.created;
     st->counters_shared = db->stats.shared;
+    st->counters_why = db->stats.why;
     apr_status_t rv = catchup_if_behind(db);
     if (rv)
         return rv;

@@ -177,8 +177,9 @@ typedef struct {
     apr_uint64_t sst_mapped_bytes; /* SST bytes this process reads through mappings */
     /* Counters (KV_STATS_COUNTERS) and the latency histogram: store-wide
      * when counters_shared, what every process that has the directory
-     * open counts into (the file STATS), monotonic, from 0 when the first
-     * of them opened it (counters_since); otherwise this handle's own
+     * open counts into (the file STATS), monotonic, kept across every
+     * process's exit, from 0 since the file was laid out (counters_since:
+     * its first use after a reboot); otherwise this handle's own
      * since it opened (STATS could not be used: no room to create it, a
      * layout this build does not know). */
     apr_uint64_t flushes, compactions, write_stalls, write_stall_us;
@@ -193,6 +194,7 @@ typedef struct {
     apr_uint64_t latency_sum_ns;  /* their sum, nanoseconds */
     apr_uint64_t counters_since;  /* unix seconds */
     int counters_shared;
+    apr_status_t counters_why;    /* when not shared: what stopped it */
 } kv_stats_t;
 
 /* The counters of kv_stats_t, listed once: X(name) for each. */

@@ -33,6 +33,7 @@ _Static_assert(offsetof(stats_header_t, slots) == 24, "STATS layout");
 _Static_assert(offsetof(stats_header_t, incompat) == 28, "STATS layout");
 _Static_assert(offsetof(stats_header_t, compat) == 32, "STATS layout");
 _Static_assert(offsetof(stats_header_t, created) == 40, "STATS layout");
+_Static_assert(offsetof(stats_header_t, boot_id) == 48, "STATS layout");
 _Static_assert(sizeof(stats_header_t) <= STATS_HEADER_BYTES, "STATS header");
 _Static_assert(ST_NSLOTS * 8 <= STATS_STRIPE_BYTES, "STATS slots fit a stripe");
 _Static_assert((STATS_STRIPES & (STATS_STRIPES - 1)) == 0, "stripes: a power of two");
@@ -55,6 +56,24 @@ unsigned stats_thread_stripe(void)
     return mine & 0x7fffffffu;
 }
 
+/* The kernel's id of this boot (36 characters of text), or "" if unknown:
+ * pages of a shared file mapping outlive every process that mapped them,
+ * but not a reboot. */
+static void boot_id(char out[40])
+{
+    memset(out, 0, 40);
+    int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t n = read(fd, out, 39);
+    close(fd);
+    if (n < 0)
+        n = 0;
+    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
+        n--;
+    memset(out + n, 0, (size_t)(40 - n));
+}
+
 static uint64_t file_bytes(const stats_header_t *hd)
 {
     return (uint64_t)hd->header_bytes + (uint64_t)hd->stripes * hd->stripe_bytes;
@@ -68,7 +87,7 @@ static apr_status_t check_header(const stats_header_t *hd, uint64_t size)
         return KV_CORRUPT;
     if (hd->major != STATS_MAJOR || hd->incompat != 0)
         return APR_ENOTIMPL;            /* a layout of another kind */
-    if (hd->header_bytes < sizeof(stats_header_t) || hd->header_bytes > STATS_MAX_HEADER
+    if (hd->header_bytes < offsetof(stats_header_t, boot_id) || hd->header_bytes > STATS_MAX_HEADER
         || hd->header_bytes % 64 || hd->stripes == 0 || hd->stripes > STATS_MAX_STRIPES
         || (hd->stripes & (hd->stripes - 1)) || hd->stripe_bytes < 64
         || hd->stripe_bytes > STATS_MAX_STRIPE || hd->stripe_bytes % 64
@@ -76,7 +95,7 @@ static apr_status_t check_header(const stats_header_t *hd, uint64_t size)
         || hd->slots > hd->stripe_bytes / 8)
         return KV_CORRUPT;
     if (hd->stripe_bytes / 8 < ST_NSLOTS)
-        return APR_ENOSPC;              /* an older file with fewer slots per stripe */
+        return APR_ENOTIMPL;            /* an older file with fewer slots per stripe */
     return APR_SUCCESS;
 }
 
@@ -111,6 +130,7 @@ static apr_status_t init_file(stats_handle_t *h)
         return APR_FROM_OS_ERROR(errno);
     stats_header_t *hd = p;
     want.created = (uint64_t)time(NULL);
+    boot_id(want.boot_id);
     memcpy(hd, &want, sizeof(want));
     /* The magic last: a file with it is complete. */
     __atomic_thread_fence(__ATOMIC_RELEASE);
@@ -119,9 +139,11 @@ static apr_status_t init_file(stats_handle_t *h)
     return APR_SUCCESS;
 }
 
-/* Others have STATS open: use it as it is if this code understands it,
- * raising its slot count to what this build counts into. */
-static apr_status_t join_file(stats_handle_t *h)
+/* Use STATS as it is if this code understands it, raising its slot count
+ * to what this build counts into.  alone: nobody else has it open, and it
+ * is used only if its counts started in this boot (APR_EAGAIN if not:
+ * the caller lays it out afresh). */
+static apr_status_t join_file(stats_handle_t *h, int alone)
 {
     uint64_t size;
     stats_header_t hd;
@@ -132,6 +154,13 @@ static apr_status_t join_file(stats_handle_t *h)
         return KV_CORRUPT;
     if ((rv = fio_pread_full(h->fd, &hd, sizeof(hd), 0)) || (rv = check_header(&hd, size)))
         return rv;
+    if (alone) {
+        char now[40];
+        boot_id(now);
+        if (!now[0] || hd.header_bytes < offsetof(stats_header_t, boot_id) + 40
+            || memcmp(hd.boot_id, now, 40) != 0)
+            return APR_EAGAIN;
+    }
     size_t bytes = (size_t)file_bytes(&hd);
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, h->fd, 0);
     if (p == MAP_FAILED)
@@ -179,13 +208,15 @@ apr_status_t stats_attach(stats_handle_t *h, const char *dir, int lock_fd)
     apr_status_t rv = fio_lock(lock_fd, 1);
     if (rv == APR_SUCCESS) {
         /* Every user holds a shared flock on STATS: if the exclusive try
-         * succeeds nobody else has it mapped, and it may (must: after a
-         * crash it holds whatever was written back) start from zero.
-         * Under LOCK, so nobody comes between the two flock calls. */
-        if (flock(h->fd, LOCK_EX | LOCK_NB) == 0)
+         * succeeds nobody else has it mapped, and we may lay it out
+         * afresh, which we do if its counts did not start in this boot
+         * (after a reboot it holds whatever was written back, which may
+         * be older than what a scraper saw) or we cannot use it.  Under
+         * LOCK, so nobody comes between the two flock calls. */
+        int alone = flock(h->fd, LOCK_EX | LOCK_NB) == 0;
+        rv = join_file(h, alone);
+        if (rv != APR_SUCCESS && alone)
             rv = init_file(h);
-        else
-            rv = join_file(h);
         if (rv == APR_SUCCESS && flock(h->fd, LOCK_SH) < 0)
             rv = APR_FROM_OS_ERROR(errno);
         fio_unlock(lock_fd);

@@ -60,6 +60,8 @@ typedef struct {
     uint32_t incompat;      /* features a reader must know to use the file: none yet */
     uint64_t compat;        /* features a reader may ignore: none yet */
     uint64_t created;       /* unix seconds when the counters started from 0 */
+    char boot_id[40];       /* the kernel's boot id when they did (NUL-padded
+                               text); counts made since a reboot may be lost */
 } stats_header_t;
 
 typedef struct {
@@ -74,9 +76,12 @@ typedef struct {
     apr_status_t why;       /* when not shared: what stopped it */
 } stats_handle_t;
 
-/* Map dir/STATS, initialising it when no other process has it mapped (the
- * counters then start from 0), creating it if missing, raising its slot
- * count if it has fewer than this build uses.  lock_fd is the directory's
+/* Map dir/STATS, creating it if missing, raising its slot count if it has
+ * fewer than this build uses.  The counters go on from where the last
+ * user left them, however it ended, as long as the machine has not
+ * rebooted since they started (the page cache held every add); after a
+ * reboot, or when the file is unusable and nobody else has it open, it is
+ * laid out afresh and they start from 0.  lock_fd is the directory's
  * LOCK, taken for all of that.  When the file cannot be used (no room on
  * the disk to allocate it, a layout this code does not know, too few
  * slots), the handle counts into memory of this process instead (shared

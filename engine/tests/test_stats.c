@@ -1,7 +1,7 @@
 /* test_stats.c -- the store-wide counters (stats.h, the file STATS):
  * processes sharing a directory count into one total, which survives a
- * killed process and starts again from 0 only when nobody has the
- * directory open; a directory whose SHM a build without STATS made (a
+ * killed process and every process closing, and starts again from 0 only
+ * after a reboot (the boot id STATS records differs); a directory whose SHM a build without STATS made (a
  * version-2 mapping written here by hand, byte by byte) gets counters and
  * stays as that build needs it; a STATS file of an older layout (fewer
  * slots) grows, one of a newer layout (a longer header, more slots, other
@@ -207,28 +207,62 @@ Test(stats, processes_count_into_one_total_that_a_killed_process_keeps, .timeout
     free(dir_kept);
 }
 
-Test(stats, counters_start_from_zero_only_when_nobody_has_the_directory_open)
+/* Overwrite the boot id STATS records (offset 48, 40 bytes of text). */
+static void set_boot_id(const char *dir, const char *id)
+{
+    char p[4096], buf[40] = { 0 };
+    snprintf(p, sizeof p, "%s/STATS", dir);
+    strncpy(buf, id, sizeof buf - 1);
+    int fd = open(p, O_RDWR);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(pwrite(fd, buf, sizeof buf, 48), (ssize_t)sizeof buf);
+    close(fd);
+}
+
+static void this_boot(char out[40])
+{
+    memset(out, 0, 40);
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    cr_assert_not_null(f);
+    cr_assert_not_null(fgets(out, 40, f));
+    fclose(f);
+    out[strcspn(out, "\n")] = 0;
+}
+
+Test(stats, counters_go_on_across_closes_and_start_from_zero_after_a_reboot)
 {
     char *dir = tu_tmpdir();
-    apr_pool_t *pool = tu_pool(), *pa, *pb;
+    apr_pool_t *pool = tu_pool(), *pa, *pb, *pc;
     apr_pool_create(&pa, pool);
     apr_pool_create(&pb, pool);
+    apr_pool_create(&pc, pool);
     kv_db_t *a = open_db(dir, pa);
     put_n(a, "r", 3);
+    uint64_t since = stats_of(a).counters_since;
     kv_db_t *b = open_db(dir, pb);          /* a still has it open */
     cr_assert_eq(stats_of(b).sets, 3);
     kv_db_close(a);
     put_n(b, "s", 2);
     cr_assert_eq(stats_of(b).sets, 5, "a's counts outlive a");
-    uint64_t since = stats_of(b).counters_since;
     kv_db_close(b);
-    kv_db_t *c = open_db(dir, pool);        /* alone: a new start */
+    /* Nobody has it open (as between a graceful restart's old children
+     * leaving and its new ones opening): the counts go on. */
+    kv_db_t *c = open_db(dir, pc);
     kv_stats_t st = stats_of(c);
+    cr_assert_eq(st.sets, 5, "counts kept while the machine did not reboot: %lu",
+                 (unsigned long)st.sets);
+    cr_assert_eq(st.counters_since, since);
+    kv_db_close(c);
+    /* A reboot since: what the file holds may be older than what was
+     * seen, so they start from 0 (the data does not). */
+    set_boot_id(dir, "00000000-0000-0000-0000-000000000000");
+    kv_db_t *d = open_db(dir, pool);
+    st = stats_of(d);
     cr_assert_eq(st.sets, 0);
     cr_assert_eq(st.gets, 0);
     cr_assert_geq(st.counters_since, since);
     cr_assert_eq(st.last_seq, 5, "the data did not start again");
-    kv_db_close(c);
+    kv_db_close(d);
     apr_pool_destroy(pool);
     tu_rmrf(dir);
     free(dir);
@@ -528,6 +562,20 @@ Test(stats, a_newer_stats_file_is_used_as_it_is_and_what_it_adds_is_untouched)
     free(before);
     free(after);
     close(newer);
+    /* Alone, and its counts started in this boot: still used as it is. */
+    char boot[40];
+    this_boot(boot);
+    set_boot_id(dir, boot);
+    db = open_db(dir, pool);
+    st = stats_of(db);
+    cr_assert_eq(st.counters_shared, 1);
+    cr_assert_eq(st.sets, 104, "kept: %lu", (unsigned long)st.sets);
+    kv_db_close(db);
+    char hdr[64];
+    uint32_t stripes;
+    read_file(dir, "STATS", hdr, sizeof hdr);
+    memcpy(&stripes, hdr + 16, 4);
+    cr_assert_eq(stripes, 8, "its geometry kept");
     apr_pool_destroy(pool);
     tu_rmrf(dir);
     free(dir);
