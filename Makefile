@@ -114,7 +114,7 @@ apache-asan: module $(KVLSM_CHECK)
 # built from this repository's history, for t/upgrade.t: graceful
 # restarts from it to this build and back, old and new children serving
 # side by side.  Without git or that commit t/upgrade.t skips, saying so.
-RELEASED_COMMIT := 0d7d6e92aafcea500950b7a8adca81ea012be71b
+RELEASED_COMMIT := d7c880e088734cfcb2400ea739192567324d1db1
 .PHONY: released-module
 released-module:
 	@if [ -f build/released/mod_kvlsm.so ]; then exit 0; fi; \
