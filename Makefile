@@ -114,7 +114,7 @@ apache-asan: module $(KVLSM_CHECK)
 # built from this repository's history, for t/upgrade.t: graceful
 # restarts from it to this build and back, old and new children serving
 # side by side.  Without git or that commit t/upgrade.t skips, saying so.
-RELEASED_COMMIT := d7c880e088734cfcb2400ea739192567324d1db1
+RELEASED_COMMIT := 057127b6a71b21ddf7950219cce266bf0c63d0d1
 .PHONY: released-module
 released-module:
 	@if [ -f build/released/mod_kvlsm.so ]; then exit 0; fi; \
