@@ -59,6 +59,7 @@ unit-test: $(ENGINE_TESTS) $(HTTP_TESTS)
 
 apache-test: module $(KVLSM_CHECK)
 	@$(FAULT_MAKE) build/fault/mod_kvlsm.so
+	@$(MAKE) --no-print-directory released-module
 	sh t/run.sh
 	@if [ "$$(id -u)" = 0 ]; then unshare -m perl t/diskfull.pl && perl t/rootstart.pl; \
 	 else echo "t/diskfull.pl and t/rootstart.pl skipped: they need root (a tmpfs; children as www-data)"; fi
@@ -106,7 +107,25 @@ valgrind: $(ENGINE_TESTS)
 apache-asan: module $(KVLSM_CHECK)
 	@$(ASAN_MAKE) build/asan/mod_kvlsm.so
 	@$(FAULT_MAKE) build/fault/mod_kvlsm.so
+	@$(MAKE) --no-print-directory released-module
 	KVLSM_SANITIZE=1 sh t/run.sh
+
+# The module as it was before the STATS file (SHM version 2 without it),
+# built from this repository's history, for t/upgrade.t: graceful
+# restarts from it to this build and back, old and new children serving
+# side by side.  Without git or that commit t/upgrade.t skips, saying so.
+RELEASED_COMMIT := 057127b6a71b21ddf7950219cce266bf0c63d0d1
+.PHONY: released-module
+released-module:
+	@if [ -f build/released/mod_kvlsm.so ]; then exit 0; fi; \
+	 if git rev-parse -q --verify "$(RELEASED_COMMIT)^{commit}" >/dev/null 2>&1; then \
+	     echo "building the released module ($(RELEASED_COMMIT)) for t/upgrade.t"; \
+	     rm -rf build/released && mkdir -p build/released/src && \
+	     git archive $(RELEASED_COMMIT) | tar -x -C build/released/src && \
+	     $(MAKE) -C build/released/src build/mod_kvlsm.so > build/released/build.log 2>&1 && \
+	     cp build/released/src/build/mod_kvlsm.so build/released/ || \
+	     echo "the released module did not build (build/released/build.log): t/upgrade.t will skip"; \
+	 else echo "no commit $(RELEASED_COMMIT) in this checkout: t/upgrade.t will skip"; fi
 
 # kill -9 of the whole Apache under concurrent writes, 200 times (t/crash.t
 # runs 10 cycles within `make test`); the shared-log load test at 8000

@@ -6,8 +6,8 @@
  * KVLSMQuickHandler's quick_handler and KVLSMPinConnections, are in
  * http/quick.c), the table itself, and the module declaration.
  * Directives are in http/config.c, answers in http/answer.c, the
- * endpoints in http/point.c, scan.c, batch.c, stats.c and snapshot.c;
- * the storage engine is engine/. */
+ * endpoints in http/point.c, scan.c, batch.c, stats.c, snapshot.c and
+ * metrics.c; the storage engine is engine/. */
 #include <string.h>
 
 #include "httpd.h"
@@ -27,6 +27,7 @@
 #include "http/datadir.h"
 #include "http/handlers.h"
 #include "http/quick.h"
+#include "http/metrics.h"
 #include "http/store.h"
 
 #define KVLSM_HANDLER "kvlsm"
@@ -139,6 +140,7 @@ static const struct {
     { "/batch", M_POST, "POST", kvh_batch },
     { "/stats", M_GET, "GET, HEAD", kvh_stats },
     { "/snapshot", M_GET, "GET, HEAD", kvh_snapshot },
+    { "/metrics", M_GET, "GET, HEAD", kvh_metrics },
 };
 
 /* Is this request for a location with SetHandler kvlsm?  Evaluated before
@@ -194,7 +196,7 @@ static int kvlsm_handler(request_rec *r)
             which = i;
     if (which < 0)
         return kvh_send_error(r, HTTP_NOT_FOUND, "no such endpoint: use /get, /set, /del, "
-                              "/scan, /batch, /stats or /snapshot", NULL, 0);
+                              "/scan, /batch, /stats, /snapshot or /metrics", NULL, 0);
     if (r->method_number != endpoints[which].method)
         return kvh_method_not_allowed(r, endpoints[which].allow);
     kvlsm_server_conf *c = kvlsm_conf(r->server);
@@ -213,6 +215,7 @@ static int kvlsm_handler(request_rec *r)
         return kvh_send_error(r, HTTP_SERVICE_UNAVAILABLE, "store unavailable", NULL, 0);
     }
     kv_options_t o = kvlsm_conf_options(c);
+    kvh_metrics_track(r, db);
     return endpoints[which].fn(r, db, &o);
 }
 
@@ -248,6 +251,7 @@ static void kvlsm_register_hooks(apr_pool_t *p)
     ap_hook_handler(kvlsm_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_insert_error_filter(kvh_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
     kvh_register_error_filter();
+    kvh_metrics_register_hooks();
 }
 
 AP_DECLARE_MODULE(kvlsm) = {

@@ -99,7 +99,7 @@ apr_status_t kv_db_open(kv_db_t **dbp, const char *dir, const kv_options_t *opts
     pthread_mutex_init(&db->fsync_mu, NULL);
     db->pool = pool;
     db->dir = apr_pstrdup(pool, dir);
-    db->lock_fd = db->flock_fd = db->mf_fd = db->shm.fd = -1;
+    db->lock_fd = db->flock_fd = db->mf_fd = db->shm.fd = db->stats.fd = -1;
     if (opts)
         db->opts = *opts;
     else
@@ -131,7 +131,9 @@ apr_status_t kv_db_open(kv_db_t **dbp, const char *dir, const kv_options_t *opts
     if ((rv = open_lockfile(db, FN_LOCK, &db->lock_fd))
         || (rv = open_lockfile(db, FN_FLUSHLOCK, &db->flock_fd))
         || (rv = init_directory(db))
-        || (rv = shm_attach(&db->shm, db->dir, db->lock_fd))) {
+        || (rv = shm_attach(&db->shm, db->dir, db->lock_fd))
+        || (rv = stats_attach(&db->stats, db->dir, db->lock_fd))) {
+        shm_detach(&db->shm);
         if (db->lock_fd >= 0)
             close(db->lock_fd);
         if (db->flock_fd >= 0)
@@ -196,6 +198,7 @@ apr_status_t kv_db_close(kv_db_t *db)
     if (db->mf_fd >= 0)
         close(db->mf_fd);
     shm_detach(&db->shm);
+    stats_detach(&db->stats);
     db->lock_fd = db->flock_fd = db->mf_fd = -1;
     pthread_mutex_destroy(&db->wq_mu);
     pthread_mutex_destroy(&db->fsync_mu);
@@ -416,9 +419,18 @@ apr_status_t kv_db_stats(kv_db_t *db, kv_stats_t *st)
     if (db->closed)
         return KV_CLOSED;
     memset(st, 0, sizeof(*st));
-#define COPY(x) st->x = __atomic_load_n(&db->st.x, __ATOMIC_RELAXED);
-    KV_STATS_COUNTERS(COPY)
+    /* The buckets first, then the sum, so a scrape's sum never counts an
+     * observation its buckets miss (it may count fewer: adds land in
+     * that order too, bucket then sum). */
+    for (int b = 0; b <= KV_LATENCY_BUCKETS; b++)
+        st->latency_buckets[b] = stats_read(&db->stats, ST_LATENCY_BUCKET0 + b);
+    st->latency_sum_ns = stats_read(&db->stats, ST_LATENCY_SUM_NS);
+#define COPY(name, id) st->name = stats_read(&db->stats, id);
+    STATS_COUNTER_SLOTS(COPY)
 #undef COPY
+    st->counters_since = db->stats.created;
+    st->counters_shared = db->stats.shared;
+    st->counters_why = db->stats.why;
     apr_status_t rv = catchup_if_behind(db);
     if (rv)
         return rv;
@@ -449,4 +461,28 @@ apr_status_t kv_db_stats(kv_db_t *db, kv_stats_t *st)
     }
     version_unref(v);
     return APR_SUCCESS;
+}
+
+/* Every counter of kv_stats_t has a slot (stats.h), and no slot more. */
+#define ONE(...) +1
+_Static_assert(0 KV_STATS_COUNTERS(ONE) == 0 STATS_COUNTER_SLOTS(ONE),
+               "KV_STATS_COUNTERS and STATS_COUNTER_SLOTS differ");
+#undef ONE
+
+void kv_db_observe_latency(kv_db_t *db, double seconds)
+{
+    if (db->closed)
+        return;
+    if (!(seconds >= 0))
+        seconds = 0;                    /* negative or NaN */
+    if (seconds > 1e9)
+        seconds = 1e9;                  /* keeps the conversion defined */
+    stats_observe_ns(&db->stats, (uint64_t)(seconds * 1e9 + 0.5));
+}
+
+double kv_latency_bound(int i)
+{
+    if (i < 0 || i >= KV_LATENCY_BUCKETS)
+        return 0;
+    return (double)stats_latency_bound_ns[i] / 1e9;
 }

@@ -10,7 +10,7 @@
  *   catchup.c  keeping level with the shared log and the manifest
  *   snapshot.c online snapshots (links only: it calls nothing above it)
  *   version.c  file sets and point lookups
- *   logfile.c replay.c wal.c sst_*.c memtable.c manifest.c shm.c fileio.c
+ *   logfile.c replay.c wal.c sst_*.c memtable.c manifest.c shm.c stats.c fileio.c
  *
  * Locks, always taken in this order (docs/DESIGN.md explains why):
  *   log lock (robust mutex in SHM) -> flush_mu -> FLUSH flock (FLUSHLOCK)
@@ -35,12 +35,14 @@
 #include "sst.h"
 #include "wal.h"
 #include "shm.h"
+#include "stats.h"
 #include "logfile.h"
 #include "replay.h"
 
 #define ATOMIC_LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define ATOMIC_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
-#define STAT_ADD(db, field, n) __atomic_fetch_add(&(db)->st.field, (n), __ATOMIC_RELAXED)
+/* Count into the store-wide slot of a kv_stats_t counter (stats.h). */
+#define STAT_ADD(db, field, n) stats_add(&(db)->stats, ST_##field, (n))
 
 /* A writer waiting in the write queue (db.c): what it writes, and what
  * the writer at the front, who appends for it, hands back. */
@@ -82,6 +84,7 @@ struct kv_db_t {
     int lock_fd;            /* LOCK: serialises creating the directory and SHM */
     int flock_fd;           /* FLUSHLOCK: flushes, compactions, manifest */
     shm_handle_t shm;       /* the log lock, the published and synced ends */
+    stats_handle_t stats;   /* the store-wide counters (STATS) */
     apr_thread_mutex_t *flush_mu, *state_mu, *sync_mu, *bg_mu;
     pthread_mutex_t fsync_mu;   /* serialises this process's log syncs (log_sync) */
     apr_thread_cond_t *sync_cv, *bg_cv;
@@ -128,7 +131,6 @@ struct kv_db_t {
     size_t cptr_len[KV_MAX_LEVELS];
 
     int closed;
-    kv_stats_t st;
 };
 
 /* ---- write.c ---- */

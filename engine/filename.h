@@ -11,6 +11,7 @@
 #define FN_MANIFEST "MANIFEST"
 #define FN_MANIFEST_TMP "MANIFEST.tmp"
 #define FN_SHM "SHM"
+#define FN_STATS "STATS"
 #define FN_LOCK "LOCK"
 #define FN_FLUSHLOCK "FLUSHLOCK"
 #define FN_REPAIR "REPAIR"

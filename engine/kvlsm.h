@@ -173,6 +173,7 @@ apr_status_t kv_db_flush(kv_db_t *db);
 apr_status_t kv_db_compact(kv_db_t *db);
 
 #define KV_MAX_LEVELS 7
+#define KV_LATENCY_BUCKETS 16
 
 typedef struct {
     /* the directory, as this process sees it */
@@ -182,12 +183,26 @@ typedef struct {
     apr_uint64_t wal_bytes;       /* logs not yet flushed */
     apr_uint64_t last_seq;
     apr_uint64_t sst_mapped_bytes; /* SST bytes this process reads through mappings */
-    /* this process's counters since open (KV_STATS_COUNTERS) */
+    /* Counters (KV_STATS_COUNTERS) and the latency histogram: store-wide
+     * when counters_shared, what every process that has the directory
+     * open counts into (the file STATS), monotonic, kept across every
+     * process's exit, from 0 since the file was laid out (counters_since:
+     * its first use after a reboot); otherwise this handle's own
+     * since it opened (STATS could not be used: no room to create it, a
+     * layout this build does not know). */
     apr_uint64_t flushes, compactions, write_stalls, write_stall_us;
     apr_uint64_t gets, sets, dels, batches;
     apr_uint64_t bytes_read, bytes_written;
     apr_uint64_t syncs;
     apr_uint64_t bg_errors;       /* background flush/compaction/sync failures */
+    /* kv_db_observe_latency's observations per bucket (not cumulative):
+     * [i] those over kv_latency_bound(i - 1) and at most
+     * kv_latency_bound(i); the last, those over the last bound. */
+    apr_uint64_t latency_buckets[KV_LATENCY_BUCKETS + 1];
+    apr_uint64_t latency_sum_ns;  /* their sum, nanoseconds */
+    apr_uint64_t counters_since;  /* unix seconds */
+    int counters_shared;
+    apr_status_t counters_why;    /* when not shared: what stopped it */
 } kv_stats_t;
 
 /* The counters of kv_stats_t, listed once: X(name) for each. */
@@ -197,6 +212,15 @@ typedef struct {
     X(syncs) X(bg_errors)
 
 apr_status_t kv_db_stats(kv_db_t *db, kv_stats_t *st);
+
+/* Count one request that took `seconds` into the store-wide latency
+ * histogram (one atomic add to a bucket and one to the sum; no lock).
+ * The embedder decides what a request is: the module counts every
+ * request its handler answers. */
+void kv_db_observe_latency(kv_db_t *db, double seconds);
+/* The upper bound in seconds of bucket i (0 <= i < KV_LATENCY_BUCKETS),
+ * rising from 0.0001 to 10; fixed, they are part of STATS's layout. */
+double kv_latency_bound(int i);
 
 /* ---- online snapshots ----------------------------------------------------
  * A snapshot is the set of files that, written into an empty directory

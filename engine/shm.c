@@ -1,6 +1,7 @@
 /* shm.c -- attaching to the directory's shared memory and the robust log
  * lock (shm.h).  What the fields mean is the caller's business. */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,20 @@
 #define SHM_MAGIC "KVLSMSHM"
 #define SHM_VERSION 2
 #define SHM_BYTES 4096
+
+/* Version 2's fields keep their offsets for as long as the version is 2
+ * (docs/FORMAT.md, "SHM"): builds of version 2 share one mapping, and
+ * the released ones accept it only if `size` is exactly this struct's.
+ * Shown for the platform it was released on; elsewhere the same C
+ * declaration gives the same layout for every build of one ABI. */
+#if defined(__x86_64__) && defined(__GLIBC__)
+_Static_assert(offsetof(shm_t, version) == 8 && offsetof(shm_t, size) == 12
+               && offsetof(shm_t, log_mu) == 16 && offsetof(shm_t, end) == 56
+               && offsetof(shm_t, synced) == 64 && offsetof(shm_t, recover) == 72
+               && offsetof(shm_t, repair) == 76 && offsetof(shm_t, sync_failed) == 80
+               && sizeof(shm_t) == 88, "SHM version 2 layout");
+#endif
+_Static_assert(sizeof(shm_t) <= SHM_BYTES, "SHM fits its page");
 
 static apr_status_t init_mapping(shm_t *m)
 {
@@ -66,10 +81,14 @@ apr_status_t shm_attach(shm_handle_t *h, const char *dir, int lock_fd)
     if (rv == APR_SUCCESS) {
         /* Nobody else holds it (all users hold it shared): we may, and
          * must, start it afresh.  Under LOCK, so no one else is between
-         * these two flock calls. */
+         * these two flock calls.  In use, it must be version 2 with at
+         * least our fields: a later build of version 2 may append fields
+         * (and raise size), which we leave alone; another version is
+         * another protocol, never shared (docs/FORMAT.md, "SHM"). */
         int alone = flock(h->fd, LOCK_EX | LOCK_NB) == 0;
         if (alone || memcmp(h->m->magic, SHM_MAGIC, 8) != 0
-            || h->m->version != SHM_VERSION || h->m->size != sizeof(shm_t)) {
+            || h->m->version != SHM_VERSION || h->m->size < sizeof(shm_t)
+            || h->m->size > SHM_BYTES) {
             if (!alone)
                 rv = APR_EGENERAL;   /* in use by a different format */
             else

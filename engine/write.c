@@ -252,20 +252,22 @@ static apr_status_t lock_and_catch_up(kv_db_t *db)
  * otherwise pile up files every read must probe and every L0 merge must
  * rewrite.  A handle without a background thread compacts here itself.
  * Bounded: a compaction that fails (a bad disk) or takes very long must
- * not stop the store; then writes go on.  Log lock held. */
+ * not stop the store; then writes go on.  Failures are counted store-wide
+ * (bg_errors), so one in the process we wait for ends the wait too.  Log
+ * lock held. */
 #define L0_STOP_MAX_WAIT apr_time_from_sec(2)
 
 static apr_status_t l0_stop(kv_db_t *db)
 {
     apr_time_t t0 = apr_time_now();
-    uint64_t errors = __atomic_load_n(&db->st.bg_errors, __ATOMIC_RELAXED);
+    uint64_t errors = stats_read(&db->stats, ST_bg_errors);
     int stalled = 0;
     for (;;) {
         apr_thread_mutex_lock(db->state_mu);
         int full = compact_l0_full(&db->current->mf);
         apr_thread_mutex_unlock(db->state_mu);
         if (!full || apr_time_now() - t0 > L0_STOP_MAX_WAIT
-            || __atomic_load_n(&db->st.bg_errors, __ATOMIC_RELAXED) != errors)
+            || stats_read(&db->stats, ST_bg_errors) != errors)
             break;
         stalled = 1;
         apr_status_t rv = APR_EAGAIN;

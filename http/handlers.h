@@ -18,6 +18,7 @@ kvh_endpoint_fn kvh_scan;    /* GET /scan     scan.c */
 kvh_endpoint_fn kvh_batch;   /* POST /batch   batch.c */
 kvh_endpoint_fn kvh_stats;   /* GET /stats    stats.c */
 kvh_endpoint_fn kvh_snapshot; /* GET /snapshot snapshot.c: a tar archive */
+kvh_endpoint_fn kvh_metrics; /* GET /metrics  metrics.c */
 
 /* One store's section on mod_status's server-status page (stats.c). */
 void kvh_status_section(request_rec *r, int flags, const char *dir, kv_db_t *db);

@@ -1,8 +1,12 @@
 /* stats.c -- the store's figures: GET /stats as JSON, and a "kvlsm"
  * section on mod_status's server-status page (HTML, or "key: value" lines
- * with ?auto).  Sizes describe the shared data directory; counters count
- * what the answering child did since it started (each child has its own
- * handle on the store), which the answer says with its pid. */
+ * with ?auto).  Sizes describe the shared data directory; counters are
+ * the store's: what every child using the directory counted since
+ * counters_since (the first use after a reboot: engine/stats.h), so
+ * children answer alike
+ * ("counters":"store" says so; "child" if the shared counters could not
+ * be used and they are the answering child's, whose pid is given).
+ * GET /metrics (metrics.c) has the same figures for Prometheus. */
 #include <stddef.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
@@ -57,6 +61,8 @@ int kvh_stats(request_rec *r, kv_db_t *db, const kv_options_t *opts)
         cJSON_AddNumberToObject(lv, "bytes", (double)st.level_bytes[l]);
         cJSON_AddItemToArray(levels, lv);
     }
+    cJSON_AddStringToObject(o, "counters", st.counters_shared ? "store" : "child");
+    cJSON_AddNumberToObject(o, "counters_since", (double)st.counters_since);
     cJSON_AddNumberToObject(o, "pid", (double)getpid());
     return kvh_send_cjson(r, o, "stats");
 }
@@ -74,9 +80,16 @@ void kvh_status_section(request_rec *r, int flags, const char *dir, kv_db_t *db)
                        l, st.level_files[l], st.level_bytes[l]);
         return;
     }
-    ap_rprintf(r, "<hr /><h2>kvlsm: %s</h2>\n<p>sizes: the data directory; counters: "
-               "this child (pid %ld) since it started</p>\n<table>\n",
-               ap_escape_html(r->pool, dir), (long)getpid());
+    if (st.counters_shared)
+        ap_rprintf(r, "<hr /><h2>kvlsm: %s</h2>\n<p>sizes: the data directory; counters: "
+                   "the store (every child) since %s</p>\n<table>\n",
+                   ap_escape_html(r->pool, dir),
+                   ap_ht_time(r->pool, apr_time_from_sec(st.counters_since), "%Y-%m-%d %H:%M:%S %Z", 1));
+    else
+        ap_rprintf(r, "<hr /><h2>kvlsm: %s</h2>\n<p>sizes: the data directory; counters: "
+                   "this child (pid %ld) only: the store's shared counters could not be "
+                   "used (see the error log)</p>\n<table>\n",
+                   ap_escape_html(r->pool, dir), (long)getpid());
     for (size_t i = 0; i < NFIELDS; i++)
         ap_rprintf(r, "<tr><th align=\"left\">%s</th><td>%" APR_UINT64_T_FMT "</td></tr>\n",
                    fields[i].name, field(&st, i));

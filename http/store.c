@@ -52,6 +52,15 @@ static void try_open(kvlsm_store_t *st)
             ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, st->s, APLOGNO(10931)
                          "kvlsm: store in %s opened after %u failed attempts; serving",
                          st->dir, st->failures);
+        kv_stats_t fig;
+        if (kv_db_stats(db, &fig) == APR_SUCCESS && !fig.counters_shared) {
+            char buf[256];
+            ap_log_error(APLOG_MARK, APLOG_WARNING, fig.counters_why, st->s, APLOGNO(10940)
+                         "kvlsm: the store's shared counters (%s/STATS) cannot be used (%s: "
+                         "no room to create the file, or a layout this build must not "
+                         "use); this child's /stats and /metrics count only its own work",
+                         st->dir, kv_strerror(fig.counters_why, buf, sizeof buf));
+        }
         return;
     }
     apr_pool_destroy(p);

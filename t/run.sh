@@ -24,6 +24,9 @@ if [ -z "${KVLSM_IN_COPY:-}" ] && { [ "$(id -u)" = 0 ] || [ -n "$sanitize" ]; };
     if [ -f "$top/build/fault/mod_kvlsm.so" ]; then
         mkdir -p "$work/build/fault" && cp "$top/build/fault/mod_kvlsm.so" "$work/build/fault/"
     fi
+    if [ -f "$top/build/released/mod_kvlsm.so" ]; then
+        mkdir -p "$work/build/released" && cp "$top/build/released/mod_kvlsm.so" "$work/build/released/"
+    fi
     runner=
     if [ "$(id -u)" = 0 ]; then
         chown -R www-data:www-data "$work"

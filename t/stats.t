@@ -43,7 +43,7 @@ my $st;
 do {
     $st = json_of(req(GET => "$inst->{url}/stats", undef, ua => $ua));
 } while ($st->{flushes} < 1 && time < $deadline && select(undef, undef, undef, 0.1) >= 0);
-ok t_cmp("$st->{sets} $st->{gets} $st->{dels}", '150 10 5', 'counters count what this child did');
+ok t_cmp("$st->{sets} $st->{gets} $st->{dels}", '150 10 5', 'counters count what the store did');
 ok t_cmp($st->{flushes} >= 1 && $st->{sst_files} >= 1 && $st->{bytes_written} > 135000 ? 1 : 0, 1,
          "flushes ($st->{flushes}), SST files ($st->{sst_files}) and bytes written ($st->{bytes_written}) move");
 ok t_cmp(json_of(req(GET => "$inst->{url}/get?key=s20", undef, ua => $ua))->{value}, $big,

@@ -10,8 +10,20 @@ done
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update
-    apt-get install -y --no-install-recommends $missing
+    # The tests start their own servers on loopback ports (prometheus,
+    # for one, would otherwise start a service on every interface):
+    # packages installed here do not start theirs.
+    policy=/usr/sbin/policy-rc.d
+    had_policy=0
+    [ -e "$policy" ] && had_policy=1
+    if [ $had_policy = 0 ]; then
+        printf '#!/bin/sh\nexit 101\n' > "$policy"
+        chmod 755 "$policy"
+    fi
+    rc=0
+    { apt-get update && apt-get install -y --no-install-recommends $missing; } || rc=$?
+    [ $had_policy = 0 ] && rm -f "$policy"
+    exit $rc
 else
     echo "missing Debian packages:$missing" >&2
     echo "install them with: sudo apt-get install$missing" >&2

@@ -78,7 +78,12 @@ sub start_apache {
         : "StartServers $servers\nServerLimit " . ($servers + 1) . "\nThreadsPerChild 8\nMaxRequestWorkers " . (8 * ($servers + 1)) . "\nMinSpareThreads 8\nMaxSpareThreads 64\n";
     my $extra = $o{extra} || '';
     $extra =~ s/\@DIR\@/$dir/g;
-    my $conf = <<"CONF";
+    # A port free_port found may be taken before Apache binds it (other
+    # servers on the machine): without a port asked for, try another one
+    # (5 tries).
+    my $try_start = sub {
+        my ($last) = @_;
+        my $conf = <<"CONF";
 ServerRoot "$dir"
 PidFile "$dir/httpd.pid"
 ErrorLog "$dir/error.log"
@@ -98,12 +103,18 @@ KVLSMMemtableSize 64K
 </Location>
 $extra
 CONF
-    open my $fh, '>', "$dir/httpd.conf" or die "$dir/httpd.conf: $!";
-    print $fh $conf;
-    close $fh;
-    unlink "$dir/httpd.pid";
-    system(httpd(), '-f', "$dir/httpd.conf", '-k', 'start') == 0
-        or die "apache2 failed to start: " . `tail -5 $dir/error.log`;
+        open my $fh, '>', "$dir/httpd.conf" or die "$dir/httpd.conf: $!";
+        print $fh $conf;
+        close $fh;
+        unlink "$dir/httpd.pid";
+        return 1 if system(httpd(), '-f', "$dir/httpd.conf", '-k', 'start') == 0;
+        die "apache2 failed to start: " . `tail -5 $dir/error.log` unless $last;
+        return 0;
+    };
+    for my $try (1 .. ($o{port} ? 1 : 5)) {
+        $port = free_port() if $try > 1;
+        last if $try_start->(!!$o{port} || $try == 5);
+    }
     my $inst = { dir => $dir, port => $port, url => "http://127.0.0.1:$port", conf => "$dir/httpd.conf",
                  owner => $$ };
     push @started, $inst;
