@@ -192,7 +192,13 @@ static apr_status_t log_lock(kv_db_t *db)
     if (rv)
         return rv;
     if (died) {
+        /* The dead holder may have written REPAIR and died before it set
+         * the flag: once the log is cut back to the end, that file is
+         * stale, and recovery would cut to its older end, under writes
+         * appended since.  Forget it along with the flag. */
         rv = cut_back(db);
+        if (rv == APR_SUCCESS && repair_owed(db))
+            rv = repaired(db);
         if (rv)
             owe_repair(db);
         apr_status_t crv = shm_consistent(&db->shm);
