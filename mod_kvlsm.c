@@ -27,6 +27,7 @@
 #include "http/datadir.h"
 #include "http/handlers.h"
 #include "http/quick.h"
+#include "http/nextwait.h"
 #include "http/metrics.h"
 #include "http/store.h"
 
@@ -110,6 +111,7 @@ static void kvlsm_child_init(apr_pool_t *pchild, server_rec *s)
 {
     open_stores = apr_hash_make(pchild);
     kvh_answer_child_init();
+    kvh_nextwait_child_init();
     for (server_rec *v = s; v; v = v->next) {
         kvlsm_server_conf *c = kvlsm_conf(v);
         if (!c->data_dir || apr_hash_get(open_stores, c->data_dir, APR_HASH_KEY_STRING))
@@ -189,6 +191,7 @@ static int kvlsm_handler(request_rec *r)
     if (!r->handler || strcmp(r->handler, KVLSM_HANDLER) != 0)
         return DECLINED;
     kvh_pin_connection(r);
+    kvh_nextwait_arm(r);
     const char *ep = endpoint(r);
     int which = -1;
     for (int i = 0; i < NELEMS(endpoints) && which < 0; i++)
@@ -251,6 +254,7 @@ static void kvlsm_register_hooks(apr_pool_t *p)
     ap_hook_handler(kvlsm_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_insert_error_filter(kvh_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
     kvh_register_error_filter();
+    kvh_nextwait_register();
     kvh_metrics_register_hooks();
 }
 

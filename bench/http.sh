@@ -7,7 +7,9 @@
 #     by the quick handler (a second port of the same Apache, same
 #     children, same store, with KVLSMQuickHandler on), and by the quick
 #     handler on pinned connections (a third port, KVLSMPinConnections on
-#     too); DELETE /del; POST /set on a second Apache with KVLSMSync
+#     too), and by the default path with KVLSMNextRequestWait off (a
+#     fourth port: the event MPM's own hand-off after every answer);
+#     DELETE /del; POST /set on a second Apache with KVLSMSync
 #     always;
 #   - webdis in front of Redis without persistence, webdis in front of a
 #     Redis with appendonly yes + appendfsync everysec (the promise of
@@ -19,7 +21,7 @@
 #     certificate made here).
 # The machine is shared and noisy, so what is compared runs side by side:
 # every server is up at once, and a group of runs (static, kv GET, quick
-# GET, pinned GET, webdis GET) takes turns BENCH_ROUNDS times (default 3), SECONDS
+# GET, pinned GET, GET without the wait, webdis GET) takes turns BENCH_ROUNDS times (default 3), SECONDS
 # each (default 5); bench/run.sh takes the median of the per-round ratios.
 # Apache: event MPM, 2 children x 32 threads, KeepAlive on; load: wrk -t2
 # -c64 (etcd: -t1 -c32) on loopback; 10,000 preloaded keys, 100-byte
@@ -110,6 +112,7 @@ start_apache() {
     port=$(free_port)
     qport=$(free_port)
     pport=$(free_port)
+    nport=$(free_port)
     user=""
     if [ "$(id -u)" = 0 ]; then
         chown -R www-data:www-data "$d/data"
@@ -159,6 +162,12 @@ Listen 127.0.0.1:$pport
     KVLSMQuickHandler on
     KVLSMPinConnections on
 </VirtualHost>
+# The default path without the short wait for the next request (the
+# event MPM's own behaviour).
+Listen 127.0.0.1:$nport
+<VirtualHost 127.0.0.1:$nport>
+    KVLSMNextRequestWait off
+</VirtualHost>
 CONF
     cat "$extra" >> "$d/httpd.conf"
     /usr/sbin/apache2 -f "$d/httpd.conf" -k start
@@ -188,6 +197,7 @@ ipid=$apid
 kv="http://127.0.0.1:$port/kv"
 kvq="http://127.0.0.1:$qport/kv"
 kvp="http://127.0.0.1:$pport/kv"
+kvn="http://127.0.0.1:$nport/kv"
 static="http://127.0.0.1:$port/static.txt"
 idir="$work/interval"
 iport=$port
@@ -273,6 +283,7 @@ while [ $r -le "$rounds" ]; do
     run kv-get $r "$ich" 2 64 "$kv" get 10000
     run kv-get-quick $r "$ich" 2 64 "$kvq" get 10000
     run kv-get-pin $r "$ich" 2 64 "$kvp" get 10000
+    run kv-get-nowait $r "$ich" 2 64 "$kvn" get 10000
     [ $webdis_up = 1 ] && run webdis-get $r "$wd_pids" 2 64 "$wd" wget 10000
     r=$((r + 1))
 done
@@ -282,6 +293,7 @@ while [ $r -le "$rounds" ]; do
     run kv-set-interval $r "$ich" 2 64 "$kv" set 10000
     run kv-set-quick $r "$ich" 2 64 "$kvq" set 10000
     run kv-set-pin $r "$ich" 2 64 "$kvp" set 10000
+    run kv-set-nowait $r "$ich" 2 64 "$kvn" set 10000
     if [ $webdis_up = 1 ]; then
         run webdis-set-aof $r "$wda_pids" 2 64 "$wda" wset 10000
         run webdis-set $r "$wd_pids" 2 64 "$wd" wset 10000

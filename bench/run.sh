@@ -102,6 +102,8 @@ priv=$(awk '/^child/ && $4 > m { m = $4 } END { print m + 0 }' "$http/results.tx
     vs "POST /set (interval) / webdis SET, Redis AOF everysec" kv-set-interval webdis-set-aof 1.0 ge
     vs "POST /set, KVLSMQuickHandler / webdis SET, AOF" kv-set-quick webdis-set-aof 1.0 ge
     vs "POST /set, quick + pinned / webdis SET, AOF" kv-set-pin webdis-set-aof 1.0 ge
+    reported "GET /get, KVLSMNextRequestWait off / webdis GET" "$(med kv-get-nowait webdis-get)" "$(range kv-get-nowait webdis-get)"
+    reported "POST /set, KVLSMNextRequestWait off / webdis, AOF" "$(med kv-set-nowait webdis-set-aof)" "$(range kv-set-nowait webdis-set-aof)"
     reported "POST /set (interval) / webdis SET, no persistence" "$(med kv-set-interval webdis-set)" "$(range kv-set-interval webdis-set)"
     reported "POST /set, quick + pinned / webdis SET, no persist." "$(med kv-set-pin webdis-set)" "$(range kv-set-pin webdis-set)"
     vs "GET p99 / static file p99" kv-get static 1.0 le 4
@@ -114,9 +116,9 @@ priv=$(awk '/^child/ && $4 > m { m = $4 } END { print m + 0 }' "$http/results.tx
     row "GET / etcd range" "$(ratio "$(val kv-get)" "$(val etcd-range)")" 1.0 ge
     row "SET (sync always) / etcd put" "$(ratio "$(val kv-set-always)" "$(val etcd-put)")" 1.0 ge
     row "SET (sync interval) / etcd put" "$(ratio "$(val kv-set-interval)" "$(val etcd-put)")" 1.0 ge
-    reported "GET, CPU us/request: default / quick / pinned" "$(val kv-get 6) / $(val kv-get-quick 6) / $(val kv-get-pin 6)" "children"
+    reported "GET, CPU us/request: default / quick / pinned / no wait" "$(val kv-get 6) / $(val kv-get-quick 6) / $(val kv-get-pin 6) / $(val kv-get-nowait 6)" "children"
     reported "GET, CPU us/request: webdis + redis" "$(val webdis-get 6)"
-    reported "SET, CPU us/request: default / quick / pinned" "$(val kv-set-interval 6) / $(val kv-set-quick 6) / $(val kv-set-pin 6)" "children"
+    reported "SET, CPU us/request: default / quick / pinned / no wait" "$(val kv-set-interval 6) / $(val kv-set-quick 6) / $(val kv-set-pin 6) / $(val kv-set-nowait 6)" "children"
     reported "SET, CPU us/request: webdis + redis (AOF)" "$(val webdis-set-aof 6)"
     echo "-- HTTP/2: h2load -t2 -c16 -m4 ${secs}s, the same store; req/s"
     reported "h2c: static file / GET /get / POST /set" "$(val h2c-static) / $(val h2c-get) / $(val h2c-set)"

@@ -8,7 +8,9 @@
 
 #include "apr_lib.h"
 #include "apr_strings.h"
+#include "http_core.h"
 #include "http/config.h"
+#include "http/nextwait.h"
 
 #define NELEMS(a) ((int)(sizeof(a) / sizeof *(a)))
 
@@ -23,7 +25,7 @@ static const size_t num_fields[] = {
     offsetof(kvlsm_server_conf, max_value_bytes), offsetof(kvlsm_server_conf, compression),
     offsetof(kvlsm_server_conf, map_bytes), offsetof(kvlsm_server_conf, quick_handler),
     offsetof(kvlsm_server_conf, pin_connections), offsetof(kvlsm_server_conf, max_batch_bytes),
-    offsetof(kvlsm_server_conf, max_inflight_bytes),
+    offsetof(kvlsm_server_conf, max_inflight_bytes), offsetof(kvlsm_server_conf, next_request_wait),
 };
 
 static apr_int64_t *num(kvlsm_server_conf *c, size_t off)
@@ -205,6 +207,23 @@ const char *kvlsm_compression_name(kv_compression_e c)
     return (unsigned)c < 3 ? compression_names[c] : "?";
 }
 
+/* ---- durations ------------------------------------------------------ */
+
+/* KVLSMNextRequestWait: off, or a time as Apache's own timeouts take it
+ * ("2ms", "1s"; a bare number is milliseconds), at most 100 ms. */
+static const char *set_next_request_wait(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    apr_interval_time_t t = 0;
+    if (strcasecmp(arg, "off") != 0
+        && (!apr_isdigit(arg[0]) || ap_timeout_parameter_parse(arg, &t, "ms") != APR_SUCCESS
+            || t < 0 || t > KVH_NEXT_REQUEST_WAIT_MAX))
+        return refused(cmd, arg, "use off or a time up to 100ms (a number of milliseconds,"
+                       " or with an ms or s suffix)");
+    kvlsm_conf(cmd->server)->next_request_wait = t;
+    return NULL;
+}
+
 /* ---- paths ----------------------------------------------------------- */
 
 static const char *set_data_dir(cmd_parms *cmd, void *d, const char *arg)
@@ -237,6 +256,10 @@ const command_rec kvlsm_cmds[] = {
     AP_INIT_TAKE1("KVLSMPinConnections", set_keyword, (void *)&rule_pin, RSRC_CONF,
                   "An HTTP/1.x connection that used the store keeps its worker thread until it"
                   " closes (as under the worker MPM): on | off (default off; see README)"),
+    AP_INIT_TAKE1("KVLSMNextRequestWait", set_next_request_wait, NULL, RSRC_CONF,
+                  "How long a worker that answered a store request waits for the connection's"
+                  " next request before handing it back to the event MPM: off, or up to 100ms"
+                  " (default 2ms; see README)"),
     AP_INIT_TAKE1("KVLSMMaxKeySize", set_size, (void *)&rule_max_key, RSRC_CONF,
                   "Longest key in bytes, 1 to 65535 (default 4096)"),
     AP_INIT_TAKE1("KVLSMMaxValueSize", set_size, (void *)&rule_max_value, RSRC_CONF,

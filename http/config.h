@@ -25,6 +25,7 @@ typedef struct {
     apr_int64_t pin_connections;    /* 1: KVLSMPinConnections on (http/quick.c) */
     apr_int64_t max_batch_bytes;    /* a /batch body */
     apr_int64_t max_inflight_bytes; /* request bodies one child holds at once */
+    apr_int64_t next_request_wait;  /* microseconds, 0 off (http/nextwait.c) */
 } kvlsm_server_conf;
 
 /* What the module itself bounds (the engine's limits are kv_options_t). */

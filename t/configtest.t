@@ -23,6 +23,9 @@ my @bad = (
     [ 'KVLSMMaxBatchSize 2G',       qr/KVLSMMaxBatchSize: '2G' is not valid/ ],
     [ 'KVLSMMaxInflight 1K',        qr/KVLSMMaxInflight: '1K' is not valid: give a size from 64K to 64G/ ],
     [ 'KVLSMMaxInflight none',      qr/KVLSMMaxInflight: 'none' is not valid/ ],
+    [ 'KVLSMNextRequestWait 200ms', qr/KVLSMNextRequestWait: '200ms' is not valid: use off or a time up to 100ms/ ],
+    [ 'KVLSMNextRequestWait soon',  qr/KVLSMNextRequestWait: 'soon' is not valid/ ],
+    [ 'KVLSMNextRequestWait -1',    qr/KVLSMNextRequestWait: '-1' is not valid/ ],
 );
 plan tests => 3 + 2 * @bad + 6;
 

@@ -1,7 +1,8 @@
 # pin.t -- KVLSMPinConnections on: an HTTP/1.1 connection that used the
 # store keeps its worker thread between requests (as under the worker
-# MPM) instead of going back to the event MPM's listener; off (the
-# default) it goes back.  mod_status tells which: a pinned idle
+# MPM) instead of going back to the event MPM's listener; off (and with
+# KVLSMNextRequestWait off: its short wait is tested in nextwait.t) it
+# goes back.  mod_status tells which: a pinned idle
 # connection is a busy worker in keep-alive ("K" on the scoreboard); an
 # unpinned one waits in the listener, and no worker is busy for it.  Answers are the same either way, and a bad value fails
 # configtest.
@@ -25,7 +26,7 @@ KeepAliveTimeout 10
 </Location>
 CONF
 my $on = start_apache(servers => 2, extra => "KVLSMPinConnections on\n$extra");
-my $off = start_apache(servers => 2, extra => $extra);
+my $off = start_apache(servers => 2, extra => "KVLSMNextRequestWait off\n$extra");
 
 # Two requests and a third on one kept-alive connection, then the
 # scoreboard from another connection while the first one idles.
