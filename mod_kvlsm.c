@@ -4,7 +4,8 @@
  * map_to_storage keeps the store's URLs off the filesystem, the handler
  * dispatches through the endpoint table; the opt-in fast paths,
  * KVLSMQuickHandler's quick_handler and KVLSMPinConnections, are in
- * http/quick.c), the table itself, and the module declaration.
+ * http/quick.c, the short wait for a connection's next request in
+ * http/nextwait.c), the table itself, and the module declaration.
  * Directives are in http/config.c, answers in http/answer.c, the
  * endpoints in http/point.c, scan.c, batch.c, stats.c, snapshot.c and
  * metrics.c; the storage engine is engine/. */
