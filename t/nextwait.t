@@ -18,24 +18,10 @@ use KVTest;
 my $mods = '/usr/lib/apache2/modules';
 plan tests => 12, need({ "mod_status in $mods" => -f "$mods/mod_status.so" });
 
-my $status_conf = <<"CONF";
-LoadModule status_module $mods/mod_status.so
-KeepAliveTimeout 10
-<Location "/server-status">
-    SetHandler server-status
-</Location>
-CONF
 # The longest wait the directive takes, so that a test can see it.
-my $on = start_apache(servers => 1, extra => "KVLSMNextRequestWait 100ms\n$status_conf");
-my $off = start_apache(servers => 1, extra => "KVLSMNextRequestWait off\n$status_conf");
+my $on = start_apache(servers => 1, extra => "KVLSMNextRequestWait 100ms\n@{[status_conf()]}");
+my $off = start_apache(servers => 1, extra => "KVLSMNextRequestWait off\n@{[status_conf()]}");
 
-sub board {
-    my $inst = shift;
-    my $s = req(GET => "$inst->{url}/server-status?auto")->content;
-    my ($busy) = $s =~ /^BusyWorkers: (\d+)/m;
-    my ($board) = $s =~ /^Scoreboard: (\S+)/m;
-    return ($busy // -1, ($board // '') =~ tr/K//);
-}
 
 # One kept-alive connection: 20 requests one after another, each sent
 # once the answer before it is in.  Were an answer held back until the
@@ -62,7 +48,7 @@ while (!$seen && $tries < 10) {
     raw_write($s, raw_request(GET => '/get?key=w1'));
     my $a = raw_read($s, 30);
     my $at = time;
-    my ($busy, $k) = board($on);
+    my ($busy, $k) = scoreboard($on);
     $seen = 1 if $k >= 1 && $busy >= 2 && time - $at < 0.09;
     # A miss makes the connection skip the wait on its next request(s):
     # let it come back (the request after a skipped one waits again).
@@ -74,7 +60,7 @@ ok t_cmp($seen, 1, 'during the wait its worker is busy in keep-alive (K on the s
 my ($busy, $k) = (-1, -1);
 my $deadline = time + 5;
 while (time < $deadline) {
-    ($busy, $k) = board($on);
+    ($busy, $k) = scoreboard($on);
     last if $busy == 1 && $k == 0;
     sleep 0.05;
 }
@@ -97,7 +83,7 @@ my $s2 = raw_connect($off->{port});
 raw_write($s2, raw_request(POST => '/set', '{"key":"o","value":"off"}'));
 my $a2 = raw_read($s2, 30);
 ok t_cmp($a2 ? $a2->{code} : 'none', 200, 'off: the request is answered');
-my ($busy2, $k2) = board($off);
+my ($busy2, $k2) = scoreboard($off);
 ok t_cmp("$busy2 $k2", "1 0", "off: no worker holds the idle connection");
 raw_write($s2, raw_request(GET => '/get?key=o'));
 $a2 = raw_read($s2, 30);

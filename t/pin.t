@@ -18,13 +18,7 @@ use KVTest;
 my $mods = '/usr/lib/apache2/modules';
 plan tests => 13, need({ "mod_status in $mods" => -f "$mods/mod_status.so" });
 
-my $extra = <<"CONF";
-LoadModule status_module $mods/mod_status.so
-KeepAliveTimeout 10
-<Location "/server-status">
-    SetHandler server-status
-</Location>
-CONF
+my $extra = status_conf();
 my $on = start_apache(servers => 2, extra => "KVLSMPinConnections on\n$extra");
 my $off = start_apache(servers => 2, extra => "KVLSMNextRequestWait off\n$extra");
 
@@ -36,10 +30,7 @@ sub scenario {
     my @res = (req(POST => "$inst->{url}/set", '{"key":"p","value":"pinned"}', ua => $ua),
                req(GET => "$inst->{url}/get?key=p", undef, ua => $ua),
                req(GET => "$inst->{url}/get?key=p", undef, ua => $ua));
-    my $status = req(GET => "$inst->{url}/server-status?auto")->content;
-    my ($busy) = $status =~ /^BusyWorkers: (\d+)/m;
-    my ($board) = $status =~ /^Scoreboard: (\S+)/m;
-    my $keepalive = ($board || '') =~ tr/K//;
+    my ($busy, $keepalive) = scoreboard($inst);
     return (\@res, $busy, $keepalive, $ua);
 }
 
@@ -67,8 +58,7 @@ my $ua2 = LWP::UserAgent->new(keep_alive => 1, timeout => 30);
 req(GET => "$on->{url}/server-status", undef, ua => $ua2) for 1 .. 2;
 my $kept = -1;
 for (1 .. 30) {
-    my ($board) = req(GET => "$on->{url}/server-status?auto")->content =~ /^Scoreboard: (\S+)/m;
-    $kept = ($board || '') =~ tr/K//;
+    (undef, $kept) = scoreboard($on);
     last if $kept == 0;
     sleep 0.1;
 }

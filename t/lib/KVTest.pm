@@ -15,7 +15,7 @@ use POSIX qw(WNOHANG);
 use Time::HiRes qw(time sleep);
 
 our @EXPORT = qw(base_url req json_of start_apache stop_apache module_path top_dir free_port httpd
-                 raw_connect raw_request raw_write raw_read proc_status);
+                 raw_connect raw_request raw_write raw_read proc_status status_conf scoreboard);
 
 my $json = JSON::PP->new->utf8->canonical;
 my @started;   # instances start_apache made (stopped at exit, below)
@@ -155,6 +155,31 @@ sub stop_apache {
     }
     die "apache2 $inst->{pid} did not stop" if kill(0, $inst->{pid});
     delete $inst->{pid};
+}
+
+# ---- mod_status: who holds a worker -------------------------------------
+
+# Configuration lines for an instance whose workers a test watches:
+# mod_status at /server-status, and idle connections kept 10 s.
+sub status_conf {
+    my $mods = '/usr/lib/apache2/modules';
+    return <<"CONF";
+LoadModule status_module $mods/mod_status.so
+KeepAliveTimeout 10
+<Location "/server-status">
+    SetHandler server-status
+</Location>
+CONF
+}
+
+# (busy workers, workers in keep-alive: K on the scoreboard) of an
+# instance, asked on a connection of its own; (-1, 0) if it did not say.
+sub scoreboard {
+    my $inst = shift;
+    my $s = req(GET => "$inst->{url}/server-status?auto")->content;
+    my ($busy) = $s =~ /^BusyWorkers: (\d+)/m;
+    my ($board) = $s =~ /^Scoreboard: (\S+)/m;
+    return ($busy // -1, ($board // '') =~ tr/K//);
 }
 
 # ---- raw HTTP/1.1 over one socket ----------------------------------------
