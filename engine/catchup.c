@@ -70,7 +70,7 @@ apr_status_t catchup_apply_own(kv_db_t *db, const char *buf, size_t len, uint64_
     uint64_t log = logpos_log(at), off = logpos_off(at);
     for (size_t pos = 0; pos < len;) {
         wal_view_t v;
-        size_t n = wal_decode(buf + pos, len - pos, &v);
+        size_t n = wal_decode_sealed(buf + pos, len - pos, &v);   /* our own, in memory */
         if (!n)
             return KV_CORRUPT;
         apr_status_t rv = apply_batch(db, &v);

@@ -11,20 +11,27 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include "memtable.h"
-#include "bloom.h"
 
 #define MAX_HEIGHT 12
 #define CHUNK_BYTES (1u << 20)
 
 typedef struct node {
+    /* What a search reads, together: the prefix, the key right behind
+     * this header, then the tower of `height` next pointers.  A 16-byte
+     * key and a short tower fit one cache line, so a step of a descent
+     * costs one miss, not two. */
     uint64_t prefix;          /* first 8 key bytes, big-endian: cheap compares */
-    uint64_t seq, expire;
-    uint32_t klen, vlen;
+    uint32_t klen;
     uint8_t type, height;
-    uint32_t next_off;        /* where the tower of next pointers starts */
-    /* Then the key (so a compare touches one cache line), the tower of
-     * `height` next pointers, aligned, and the value. */
+    uint16_t unused;
+    /* Then the key, the tower (aligned), the node's cold part and the value. */
 } node_t;
+
+typedef struct {
+    uint64_t seq, expire;     /* read only by compares of equal keys, and fill */
+    uint32_t vlen;
+    uint32_t unused;
+} node_cold_t;
 
 typedef struct chunk {
     struct chunk *prev;
@@ -99,20 +106,29 @@ static char *node_key(node_t *n)
     return (char *)(n + 1);
 }
 
+static size_t tower_off(size_t klen)
+{
+    return (sizeof(node_t) + klen + 7) & ~(size_t)7;
+}
+
 static node_t **node_next(node_t *n)
 {
-    return (node_t **)((char *)n + n->next_off);
+    return (node_t **)((char *)n + tower_off(n->klen));
+}
+
+static node_cold_t *node_cold(node_t *n)
+{
+    return (node_cold_t *)(node_next(n) + n->height);
 }
 
 static char *node_val(node_t *n)
 {
-    return (char *)(node_next(n) + n->height);
+    return (char *)(node_cold(n) + 1);
 }
 
 static size_t node_bytes(size_t klen, int height, size_t vlen)
 {
-    size_t off = (sizeof(node_t) + klen + 7) & ~(size_t)7;
-    return off + (size_t)height * sizeof(node_t *) + vlen;
+    return tower_off(klen) + (size_t)height * sizeof(node_t *) + sizeof(node_cold_t) + vlen;
 }
 
 /* A bloom filter over the table's keys makes the common case of a read,
@@ -159,7 +175,6 @@ memtable_t *mt_create_sized(size_t capacity_bytes)
     }
     memset(mt->head, 0, node_bytes(0, MAX_HEIGHT, 0));
     mt->head->height = MAX_HEIGHT;
-    mt->head->next_off = (uint32_t)node_bytes(0, 0, 0);
     return mt;
 }
 
@@ -207,7 +222,11 @@ static int node_cmp(node_t *n, const char *key, size_t klen, uint64_t pfx, uint6
 {
     if (n->prefix != pfx)
         return n->prefix < pfx ? -1 : 1;
-    return ent_cmp(node_key(n), n->klen, n->seq, key, klen, seq);
+    int c = key_cmp(node_key(n), n->klen, key, klen);
+    if (c)
+        return c;
+    uint64_t nseq = node_cold(n)->seq;   /* newest version first */
+    return nseq > seq ? -1 : nseq < seq ? 1 : 0;
 }
 
 /* First node >= (key, seq); fills prev[] for an insert if asked. */
@@ -215,11 +234,11 @@ static node_t *find_ge(memtable_t *mt, const char *key, size_t klen, uint64_t se
                        node_t **prev)
 {
     uint64_t pfx = key_prefix(key, klen);
-    node_t *x = mt->head;
+    node_t *x = mt->head, *ge = NULL;   /* ge: a node already found >= key */
     int level = __atomic_load_n(&mt->height, __ATOMIC_ACQUIRE) - 1;
     for (;;) {
         node_t *nx = next_of(x, level);
-        if (nx && node_cmp(nx, key, klen, pfx, seq) < 0) {
+        if (nx && nx != ge && node_cmp(nx, key, klen, pfx, seq) < 0) {
             x = nx;
             continue;
         }
@@ -227,6 +246,7 @@ static node_t *find_ge(memtable_t *mt, const char *key, size_t klen, uint64_t se
             prev[level] = x;
         if (level == 0)
             return nx;
+        ge = nx;
         level--;
     }
 }
@@ -245,13 +265,38 @@ static int random_height(memtable_t *mt)
     return h;
 }
 
-static void bloom_probe(const memtable_t *mt, const char *key, size_t klen,
-                        uint64_t pos[MT_BLOOM_PROBES])
+/* The filter's own hash, eight bytes at a time (it is never stored, so
+ * it need not match the SST filters' bloom_hash). */
+static uint64_t mt_hash(const char *key, size_t klen)
 {
-    uint64_t h = bloom_hash(key, klen), h2 = (h >> 17) | (h << 15) | 1;
-    h ^= (uint64_t)klen << 32;
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)klen * 0xC2B2AE3D27D4EB4FULL);
+    size_t i = 0;
+    for (; i + 8 <= klen; i += 8) {
+        uint64_t w;
+        memcpy(&w, key + i, 8);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+        h ^= h >> 29;
+    }
+    if (i < klen) {
+        uint64_t w = 0;
+        memcpy(&w, key + i, klen - i);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+    }
+    h ^= h >> 33;
+    h *= 0xC4CEB9FE1A85EC53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+/* A key's MT_BLOOM_PROBES bits all lie in one 64-bit word: one cache
+ * miss per insert or lookup instead of one per bit. */
+static uint64_t *bloom_word(const memtable_t *mt, const char *key, size_t klen, uint64_t *bits)
+{
+    uint64_t h = mt_hash(key, klen), m = 0;
     for (int i = 0; i < MT_BLOOM_PROBES; i++)
-        pos[i] = (h + (uint64_t)i * h2 * 0x9E3779B97F4A7C15ULL) & mt->bloom_mask;
+        m |= (uint64_t)1 << ((h >> (6 * i)) & 63);
+    *bits = m;
+    return &mt->bloom[(h >> 32) & (mt->bloom_mask >> 6)];
 }
 
 apr_status_t mt_add(memtable_t *mt, const kv_ent_t *e)
@@ -262,21 +307,19 @@ apr_status_t mt_add(memtable_t *mt, const kv_ent_t *e)
     node_t *n = arena_alloc(mt, node_bytes(e->klen, h, vlen));
     if (!n)
         return APR_ENOMEM;
-    n->next_off = (uint32_t)node_bytes(e->klen, 0, 0);
-    n->seq = e->seq;
-    n->expire = e->expire;
     n->klen = (uint32_t)e->klen;
-    n->vlen = (uint32_t)vlen;
     n->type = e->type;
     n->height = (uint8_t)h;
+    node_cold_t *cold = node_cold(n);
+    cold->seq = e->seq;
+    cold->expire = e->expire;
+    cold->vlen = (uint32_t)vlen;
     memcpy(node_key(n), e->key, e->klen);
     if (vlen)
         memcpy(node_val(n), e->val, vlen);
     n->prefix = key_prefix(e->key, e->klen);
-    uint64_t pos[MT_BLOOM_PROBES];
-    bloom_probe(mt, e->key, e->klen, pos);
-    for (int i = 0; i < MT_BLOOM_PROBES; i++)
-        __atomic_fetch_or(&mt->bloom[pos[i] / 64], (uint64_t)1 << (pos[i] % 64), __ATOMIC_RELAXED);
+    uint64_t bits, *word = bloom_word(mt, e->key, e->klen, &bits);
+    __atomic_fetch_or(word, bits, __ATOMIC_RELAXED);
     int cur = __atomic_load_n(&mt->height, __ATOMIC_RELAXED);
     node_t *last = mt->tail[0];
     if (last && node_cmp(last, e->key, e->klen, n->prefix, e->seq) < 0) {
@@ -307,9 +350,10 @@ static void fill(node_t *n, kv_ent_t *out)
     out->key = node_key(n);
     out->klen = n->klen;
     out->val = n->type == ENT_PUT ? node_val(n) : NULL;
-    out->vlen = n->vlen;
-    out->seq = n->seq;
-    out->expire = n->expire;
+    node_cold_t *cold = node_cold(n);
+    out->vlen = cold->vlen;
+    out->seq = cold->seq;
+    out->expire = cold->expire;
     out->type = n->type;
 }
 
@@ -318,11 +362,9 @@ int mt_get(memtable_t *mt, const char *key, size_t klen, uint64_t max_seq, kv_en
     /* The bits were set before the node was published (release), and the
      * caller's snapshot was read with acquire, so a visible key is never
      * missed. */
-    uint64_t pos[MT_BLOOM_PROBES];
-    bloom_probe(mt, key, klen, pos);
-    for (int i = 0; i < MT_BLOOM_PROBES; i++)
-        if (!(__atomic_load_n(&mt->bloom[pos[i] / 64], __ATOMIC_RELAXED) & ((uint64_t)1 << (pos[i] % 64))))
-            return 0;
+    uint64_t bits, *word = bloom_word(mt, key, klen, &bits);
+    if ((__atomic_load_n(word, __ATOMIC_RELAXED) & bits) != bits)
+        return 0;
     node_t *n = find_ge(mt, key, klen, max_seq, NULL);
     if (!n || key_cmp(node_key(n), n->klen, key, klen) != 0)
         return 0;

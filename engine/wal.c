@@ -96,14 +96,14 @@ void wal_rec_seal(wal_rec_t *r, uint64_t first_seq)
     put_u32(r->buf, crc32c(r->buf + 4, r->len - 4));
 }
 
-size_t wal_decode(const char *buf, size_t avail, wal_view_t *v)
+static size_t decode(const char *buf, size_t avail, wal_view_t *v, int check_crc)
 {
     if (avail < WAL_HEADER)
         return 0;
     uint32_t len = get_u32(buf + 4);
     if (len > WAL_MAX_PAYLOAD || (size_t)len > avail - WAL_HEADER)
         return 0;
-    if (crc32c(buf + 4, (size_t)len + 5) != get_u32(buf))
+    if (check_crc && crc32c(buf + 4, (size_t)len + 5) != get_u32(buf))
         return 0;
     v->type = (unsigned char)buf[8];
     v->payload = buf + WAL_HEADER;
@@ -126,6 +126,16 @@ size_t wal_decode(const char *buf, size_t avail, wal_view_t *v)
         return 0;
     }
     return WAL_HEADER + (size_t)len;
+}
+
+size_t wal_decode(const char *buf, size_t avail, wal_view_t *v)
+{
+    return decode(buf, avail, v, 1);
+}
+
+size_t wal_decode_sealed(const char *buf, size_t avail, wal_view_t *v)
+{
+    return decode(buf, avail, v, 0);
 }
 
 int wal_is_torn(const char *buf, size_t avail)

@@ -50,6 +50,10 @@ typedef struct {
  * payload) and fills *v, or 0 if the bytes do not hold a whole valid
  * record (torn, still being written, or damaged: the caller decides). */
 size_t wal_decode(const char *buf, size_t avail, wal_view_t *v);
+/* The same for records this process sealed itself and still holds in
+ * memory (never bytes read back from a file): the checksum is not
+ * recomputed, everything else is checked. */
+size_t wal_decode_sealed(const char *buf, size_t avail, wal_view_t *v);
 
 /* For bytes that wal_decode refused: 1 if they could be the start of a
  * record still being written or cut short by a crash (the length it

@@ -61,6 +61,26 @@ Test(wal, replay_stops_at_torn_tail)
     wal_rec_free(&r);
 }
 
+/* A writer applies its own sealed record without recomputing the
+ * checksum: it must read it exactly as wal_decode does, and still refuse
+ * a cut one. */
+Test(wal, own_sealed_record_decodes_as_from_a_file)
+{
+    wal_rec_t r;
+    make_batch(&r, 20);
+    wal_view_t a, b;
+    cr_assert_eq(wal_decode(r.buf, r.len, &a), r.len);
+    cr_assert_eq(wal_decode_sealed(r.buf, r.len, &b), r.len);
+    cr_assert_eq(a.type, b.type);
+    cr_assert_eq(a.first_seq, b.first_seq);
+    cr_assert_eq(a.count, b.count);
+    cr_assert_eq(a.len, b.len);
+    cr_assert_eq(a.payload, b.payload);
+    for (size_t cut = 0; cut < r.len; cut++)
+        cr_assert_eq(wal_decode_sealed(r.buf, cut, &b), 0, "a record cut at %zu decoded", cut);
+    wal_rec_free(&r);
+}
+
 Test(wal, flipped_bit_fails_checksum)
 {
     wal_rec_t r;
