@@ -45,13 +45,7 @@ close $out;
 sub configtest {
     my $extra = shift;
     open my $c, '>', "$dir/apache2.conf" or die $!;
-    print $c <<"CONF";
-ServerRoot "$dir"
-PidFile "$dir/httpd.pid"
-ErrorLog "$dir/error.log"
-DefaultRuntimeDir "$dir"
-ServerName 127.0.0.1
-LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+    print $c conf_head($dir), <<"CONF";
 LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
 IncludeOptional mods-enabled/*.load
 IncludeOptional mods-enabled/*.conf

@@ -10,7 +10,6 @@ use strict;
 use warnings FATAL => 'all';
 use Apache::Test;
 use Apache::TestUtil;
-use File::Temp qw(tempdir);
 use LWP::UserAgent;
 use Time::HiRes qw(sleep);
 use KVTest;
@@ -67,21 +66,6 @@ ok t_cmp($kept, 0, 'pinned server: a connection that did not use the store is no
 stop_apache($on);
 stop_apache($off);
 
-my $dir = tempdir('kvlsm-pin-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-open my $c, '>', "$dir/httpd.conf" or die $!;
-print $c <<"CONF";
-ServerRoot "$dir"
-PidFile "$dir/httpd.pid"
-ErrorLog "$dir/error.log"
-DefaultRuntimeDir "$dir"
-ServerName 127.0.0.1
-LoadModule mpm_event_module $mods/mod_mpm_event.so
-LoadModule kvlsm_module "@{[module_path()]}"
-Listen 127.0.0.1:@{[free_port()]}
-KVLSMDataDir "$dir/data"
-KVLSMPinConnections always
-CONF
-close $c;
-my $out = `@{[httpd()]} -t -f $dir/httpd.conf 2>&1`;
-ok t_cmp($? != 0 ? 'refused' : 'accepted', 'refused', 'KVLSMPinConnections always: configtest fails');
+my ($rc, $out) = configtest_directive('KVLSMPinConnections always');
+ok t_cmp($rc != 0 ? 'refused' : 'accepted', 'refused', 'KVLSMPinConnections always: configtest fails');
 ok t_cmp($out, qr/KVLSMPinConnections: 'always' is not valid: use on or off/, 'and says why');

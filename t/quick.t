@@ -17,7 +17,6 @@ use strict;
 use warnings FATAL => 'all';
 use Apache::Test;
 use Apache::TestUtil;
-use File::Temp qw(tempdir);
 use LWP::UserAgent;
 use KVTest;
 
@@ -100,21 +99,6 @@ stop_apache($on);
 stop_apache($off);
 
 # A bad value fails configtest, naming the directive.
-my $dir = tempdir('kvlsm-quick-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-open my $c, '>', "$dir/httpd.conf" or die $!;
-print $c <<"CONF";
-ServerRoot "$dir"
-PidFile "$dir/httpd.pid"
-ErrorLog "$dir/error.log"
-DefaultRuntimeDir "$dir"
-ServerName 127.0.0.1
-LoadModule mpm_event_module $mods/mod_mpm_event.so
-LoadModule kvlsm_module "@{[module_path()]}"
-Listen 127.0.0.1:@{[free_port()]}
-KVLSMDataDir "$dir/data"
-KVLSMQuickHandler sometimes
-CONF
-close $c;
-my $out = `@{[httpd()]} -t -f $dir/httpd.conf 2>&1`;
-ok t_cmp($? != 0 ? 'refused' : 'accepted', 'refused', 'KVLSMQuickHandler sometimes: configtest fails');
+my ($rc, $out) = configtest_directive('KVLSMQuickHandler sometimes');
+ok t_cmp($rc != 0 ? 'refused' : 'accepted', 'refused', 'KVLSMQuickHandler sometimes: configtest fails');
 ok t_cmp($out, qr/KVLSMQuickHandler: 'sometimes' is not valid: use on or off/, 'and says why');

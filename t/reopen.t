@@ -12,12 +12,7 @@ plan tests => 6;
 
 my $inst = start_apache(mpm => 'event', servers => 2);
 my $data = "$inst->{dir}/data";
-my $failed = 0;
-for my $i (1 .. 20) {
-    my $r = req(POST => "$inst->{url}/set", qq({"key":"r$i","value":"v$i"}));
-    $failed++ unless $r->code == 200;
-}
-ok t_cmp($failed, 0, 'writes acknowledged');
+ok t_cmp(set_failures($inst, 'r', 20), 0, 'writes acknowledged');
 stop_apache($inst);
 
 # Damage the manifest, keeping the good copy.
@@ -57,12 +52,7 @@ while (time < $deadline) {
     sleep 0.2;
 }
 ok t_cmp($ok, 1, "once the directory is sound, the children serve without a restart (pid $broken too)");
-my $bad = 0;
-for my $i (1 .. 20) {
-    my $g = req(GET => "$inst->{url}/get?key=r$i");
-    $bad++ unless $g->code == 200 && (json_of($g) || {})->{value} eq "v$i";
-}
-ok t_cmp($bad, 0, 'with everything acknowledged before');
+ok t_cmp(get_mismatches($inst, 'r', 20), 0, 'with everything acknowledged before');
 stop_apache($inst);
 open my $log, '<', "$inst->{dir}/error.log" or die;
 my @l = <$log>;

@@ -19,13 +19,7 @@ my %conf = (mpm => 'event', servers => 2, module => $fault_mod, extra => "KVLSMS
 my $inst = start_apache(%conf);
 my $data = "$inst->{dir}/data";
 
-my $failed = 0;
-for my $i (1 .. 50) {
-    # A fresh connection each time, so requests spread over the children.
-    my $r = req(POST => "$inst->{url}/set", qq({"key":"s$i","value":"v$i"}));
-    $failed++ unless $r->code == 200;
-}
-ok t_cmp($failed, 0, 'writes acknowledged while the disk syncs');
+ok t_cmp(set_failures($inst, 's', 50), 0, 'writes acknowledged while the disk syncs');
 
 open my $flag, '>', "$data/FAULT-SYNC-EIO" or die "$data/FAULT-SYNC-EIO: $!";
 close $flag;
@@ -44,12 +38,7 @@ for my $i (1 .. 20) {
 ok t_cmp($refused, 20, 'every later write is refused (503), though the disk syncs again');
 ok t_cmp($clear, 20, 'with an error that says why');
 
-my $bad = 0;
-for my $i (1 .. 50) {
-    my $g = req(GET => "$inst->{url}/get?key=s$i");
-    $bad++ unless $g->code == 200 && (json_of($g) || {})->{value} eq "v$i";
-}
-ok t_cmp($bad, 0, 'reads go on, every acknowledged write is there');
+ok t_cmp(get_mismatches($inst, 's', 50), 0, 'reads go on, every acknowledged write is there');
 my $a = req(GET => "$inst->{url}/get?key=after1");
 ok t_cmp($a->code, 404, 'a refused write is not stored');
 
@@ -62,10 +51,5 @@ ok t_cmp(scalar(@refusals) >= 20, 1, 'each refusal is in the error log with its 
 $inst = start_apache(%conf, dir => $inst->{dir}, port => $inst->{port});
 my $w = req(POST => "$inst->{url}/set", q({"key":"restarted","value":"z"}));
 ok t_cmp($w->code, 200, 'after a full restart writes work again');
-$bad = 0;
-for my $i (1 .. 50) {
-    my $g = req(GET => "$inst->{url}/get?key=s$i");
-    $bad++ unless $g->code == 200 && (json_of($g) || {})->{value} eq "v$i";
-}
-ok t_cmp($bad, 0, 'and nothing acknowledged was lost');
+ok t_cmp(get_mismatches($inst, 's', 50), 0, 'and nothing acknowledged was lost');
 stop_apache($inst);

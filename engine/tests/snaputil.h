@@ -2,7 +2,8 @@
  * fault/test_snapshot.c in the fault build): write a snapshot's files
  * into a directory as an untarred archive would (the first `bytes` bytes
  * of each, under its name), count the private directories in a data
- * directory, run kvlsm-check. */
+ * directory, run kvlsm-check; and open a store in a fresh directory (with
+ * an empty one beside it to restore into) and close and remove both. */
 #ifndef KV_SNAPUTIL_H
 #define KV_SNAPUTIL_H
 
@@ -11,6 +12,42 @@
 #include <fcntl.h>
 #include <sys/wait.h>
 #include "testutil.h"
+
+/* A store a test opens in a fresh directory of its own (su_open) and
+ * su_close removes, with out (when asked for) an empty directory to
+ * restore a snapshot into.  o are the options it was opened with (1 MiB
+ * memtable, no background thread), for reopening it or a restored copy. */
+typedef struct {
+    char *dir, *out;
+    apr_pool_t *pool;
+    kv_options_t o;
+    kv_db_t *db;
+} su_store_t;
+
+static inline void su_open(su_store_t *t, int with_out)
+{
+    t->dir = tu_tmpdir();
+    t->out = with_out ? tu_tmpdir() : NULL;
+    t->pool = tu_pool();
+    t->o = tu_opts(1 << 20, 0);
+    cr_assert_eq(kv_db_open(&t->db, t->dir, &t->o, t->pool), APR_SUCCESS);
+}
+
+/* Close the store (unless the test closed it itself and set db to NULL),
+ * destroy its pool (closing what snapshots are still open in it), remove
+ * both directories. */
+static inline void su_close(su_store_t *t)
+{
+    if (t->db)
+        kv_db_close(t->db);
+    apr_pool_destroy(t->pool);
+    if (t->out) {
+        tu_rmrf(t->out);
+        free(t->out);
+    }
+    tu_rmrf(t->dir);
+    free(t->dir);
+}
 
 /* Copy the first `bytes` bytes of src to dest (created).  0 or -1. */
 static inline int su_copy_prefix(const char *src, const char *dest, apr_uint64_t bytes)

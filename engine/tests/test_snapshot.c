@@ -108,15 +108,25 @@ static void wait_ready(int n)
         sched_yield();
 }
 
-static void writer(const char *dir, int p, int nproc)
+/* In a forked process: open the store (16 KiB memtable, the background
+ * thread if asked), say so on the board and wait until all nproc have.
+ * A failed open exits 3. */
+static kv_db_t *open_ready(const char *dir, int background, int nproc, apr_pool_t **pool)
 {
-    apr_pool_t *pool = tu_pool();
-    kv_options_t o = tu_opts(16384, 1);
+    *pool = tu_pool();
+    kv_options_t o = tu_opts(16384, background);
     kv_db_t *db;
-    if (kv_db_open(&db, dir, &o, pool) != APR_SUCCESS)
+    if (kv_db_open(&db, dir, &o, *pool) != APR_SUCCESS)
         _exit(3);
     __atomic_fetch_add(&board->ready, 1, __ATOMIC_ACQ_REL);
     wait_ready(nproc);
+    return db;
+}
+
+static void writer(const char *dir, int p, int nproc)
+{
+    apr_pool_t *pool;
+    kv_db_t *db = open_ready(dir, 1, nproc, &pool);
     for (unsigned long i = 0; i < ops; i++) {
         apr_pool_t *p2;
         apr_pool_create(&p2, pool);
@@ -136,13 +146,8 @@ static void writer(const char *dir, int p, int nproc)
 /* Flushes and compacts, over and over, until told to stop. */
 static void compactor(const char *dir, int nproc)
 {
-    apr_pool_t *pool = tu_pool();
-    kv_options_t o = tu_opts(16384, 0);
-    kv_db_t *db;
-    if (kv_db_open(&db, dir, &o, pool) != APR_SUCCESS)
-        _exit(3);
-    __atomic_fetch_add(&board->ready, 1, __ATOMIC_ACQ_REL);
-    wait_ready(nproc);
+    apr_pool_t *pool;
+    kv_db_t *db = open_ready(dir, 0, nproc, &pool);
     time_t t0 = time(NULL);
     for (unsigned long n = 0; n < 100000 && !deadline_passed(t0)
          && !__atomic_load_n(&board->stop, __ATOMIC_ACQUIRE); n++) {
@@ -352,11 +357,10 @@ Test(snapshot, taken_again_and_again_while_another_process_compacts, .timeout = 
  * links keep the files after a flush and a compaction removed them. */
 Test(snapshot, is_the_point_of_the_call_and_outlives_flush_and_compaction, .timeout = 60)
 {
-    char *dir = tu_tmpdir();
-    apr_pool_t *pool = tu_pool();
-    kv_options_t o = tu_opts(1 << 20, 0);
-    kv_db_t *db;
-    cr_assert_eq(kv_db_open(&db, dir, &o, pool), APR_SUCCESS);
+    su_store_t t;
+    su_open(&t, 1);
+    kv_db_t *db = t.db;
+    apr_pool_t *pool = t.pool;
     for (int f = 0; f < 4; f++) {
         char k[16];
         snprintf(k, sizeof k, "old%d", f);
@@ -371,7 +375,7 @@ Test(snapshot, is_the_point_of_the_call_and_outlives_flush_and_compaction, .time
     const kv_snapshot_info_t *info = kv_snapshot_info(s);
     cr_assert_eq(info->attempts, 1);
     cr_assert_eq(info->nfiles, 6, "MANIFEST, 4 SSTs, the active log");
-    cr_assert_eq(su_private_dirs(dir), 1);
+    cr_assert_eq(su_private_dirs(t.dir), 1);
     cr_assert_eq(kv_put(db, TU_STR("b"), TU_STR("2"), NULL, NULL), APR_SUCCESS);
     cr_assert_eq(kv_put(db, TU_STR("a"), TU_STR("3"), NULL, NULL), APR_SUCCESS);
     /* The log grew past the snapshot's bytes, then went, with the SSTs. */
@@ -383,17 +387,16 @@ Test(snapshot, is_the_point_of_the_call_and_outlives_flush_and_compaction, .time
     cr_assert_eq(kv_db_compact(db), APR_SUCCESS);
     for (int i = 0; i < info->nfiles; i++) {
         char live[4200];
-        snprintf(live, sizeof live, "%s/%s", dir, info->files[i].name);
+        snprintf(live, sizeof live, "%s/%s", t.dir, info->files[i].name);
         if (i > 0)
             cr_assert_neq(access(live, F_OK), 0, "%s is still in the store", info->files[i].name);
     }
-    char *out = tu_tmpdir();
-    su_restore(s, out);
+    su_restore(s, t.out);
     apr_pool_destroy(sp);   /* the pool's cleanup closes the snapshot */
-    cr_assert_eq(su_private_dirs(dir), 0);
-    cr_assert_eq(su_check(out), 0);
+    cr_assert_eq(su_private_dirs(t.dir), 0);
+    cr_assert_eq(su_check(t.out), 0);
     kv_db_t *r;
-    cr_assert_eq(kv_db_open(&r, out, &o, pool), APR_SUCCESS);
+    cr_assert_eq(kv_db_open(&r, t.out, &t.o, pool), APR_SUCCESS);
     kv_value_t v;
     cr_assert_eq(kv_get(r, TU_STR("a"), pool, &v), APR_SUCCESS);
     cr_assert_str_eq(v.data, "1");
@@ -403,36 +406,30 @@ Test(snapshot, is_the_point_of_the_call_and_outlives_flush_and_compaction, .time
     cr_assert_eq(kv_put(r, TU_STR("c"), TU_STR("4"), NULL, NULL), APR_SUCCESS);
     cr_assert_eq(kv_db_flush(r), APR_SUCCESS);
     kv_db_close(r);
-    cr_assert_eq(kv_db_open(&r, out, &o, pool), APR_SUCCESS);
+    cr_assert_eq(kv_db_open(&r, t.out, &t.o, pool), APR_SUCCESS);
     cr_assert_eq(kv_get(r, TU_STR("c"), pool, &v), APR_SUCCESS);
     kv_db_close(r);
-    kv_db_close(db);
-    apr_pool_destroy(pool);
-    tu_rmrf(out);
-    tu_rmrf(dir);
-    free(out);
-    free(dir);
+    su_close(&t);
 }
 
 Test(snapshot, of_an_empty_store_is_an_empty_store, .timeout = 30)
 {
-    char *dir = tu_tmpdir(), *out = tu_tmpdir();
-    apr_pool_t *pool = tu_pool();
-    kv_options_t o = tu_opts(1 << 20, 0);
-    kv_db_t *db;
-    cr_assert_eq(kv_db_open(&db, dir, &o, pool), APR_SUCCESS);
+    su_store_t t;
+    su_open(&t, 1);
+    kv_db_t *db = t.db;
+    apr_pool_t *pool = t.pool;
     kv_snapshot_t *s;
     cr_assert_eq(kv_snapshot_open(&s, db, pool), APR_SUCCESS);
     const kv_snapshot_info_t *info = kv_snapshot_info(s);
     cr_assert_eq(info->nfiles, 2);
     cr_assert_str_eq(info->files[1].name, "000001.log");
     cr_assert_eq(info->files[1].bytes, 0);
-    su_restore(s, out);
+    su_restore(s, t.out);
     cr_assert_eq(kv_snapshot_close(s), APR_SUCCESS);
     cr_assert_eq(kv_snapshot_close(s), APR_SUCCESS, "close is idempotent");
-    cr_assert_eq(su_check(out), 0);
+    cr_assert_eq(su_check(t.out), 0);
     kv_db_t *r;
-    cr_assert_eq(kv_db_open(&r, out, &o, pool), APR_SUCCESS);
+    cr_assert_eq(kv_db_open(&r, t.out, &t.o, pool), APR_SUCCESS);
     kv_iter_t *it;
     cr_assert_eq(kv_iter_open(&it, r, pool), APR_SUCCESS);
     cr_assert_eq(kv_iter_seek(it, NULL, 0), APR_SUCCESS);
@@ -441,11 +438,8 @@ Test(snapshot, of_an_empty_store_is_an_empty_store, .timeout = 30)
     kv_db_close(r);
     kv_db_close(db);
     cr_assert_eq(kv_snapshot_open(&s, db, pool), KV_CLOSED);
-    apr_pool_destroy(pool);
-    tu_rmrf(out);
-    tu_rmrf(dir);
-    free(out);
-    free(dir);
+    t.db = NULL;   /* closed above */
+    su_close(&t);
 }
 
 /* A process killed while its snapshot is open leaves the private
@@ -490,11 +484,11 @@ Test(snapshot, killed_with_its_process_is_removed_by_the_next_open, .timeout = 6
  * all leave a live snapshot's directory alone. */
 Test(snapshot, live_is_never_swept_by_another_process, .timeout = 60)
 {
-    char *dir = dir_kept = tu_tmpdir(), *out = tu_tmpdir();
-    apr_pool_t *pool = tu_pool();
-    kv_options_t o = tu_opts(1 << 20, 0);
-    kv_db_t *db;
-    cr_assert_eq(kv_db_open(&db, dir, &o, pool), APR_SUCCESS);
+    su_store_t t;
+    su_open(&t, 1);
+    const char *dir = dir_kept = t.dir;
+    kv_db_t *db = t.db;
+    apr_pool_t *pool = t.pool;
     cr_assert_eq(kv_put(db, TU_STR("k"), TU_STR("v"), NULL, NULL), APR_SUCCESS);
     cr_assert_eq(kv_db_flush(db), APR_SUCCESS);
     cr_assert_eq(kv_put(db, TU_STR("k2"), TU_STR("v2"), NULL, NULL), APR_SUCCESS);
@@ -506,7 +500,7 @@ Test(snapshot, live_is_never_swept_by_another_process, .timeout = 60)
         apr_pool_t *p = tu_pool();
         kv_db_t *d;
         kv_snapshot_t *s2;
-        if (kv_db_open(&d, dir, &o, p) != APR_SUCCESS
+        if (kv_db_open(&d, dir, &t.o, p) != APR_SUCCESS
             || kv_put(d, TU_STR("k3"), TU_STR("v3"), NULL, NULL) != APR_SUCCESS
             || kv_db_flush(d) != APR_SUCCESS
             || kv_snapshot_open(&s2, d, p) != APR_SUCCESS
@@ -520,45 +514,36 @@ Test(snapshot, live_is_never_swept_by_another_process, .timeout = 60)
     cr_assert_eq(waitpid(q, &st, 0), q);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
     cr_assert_eq(su_private_dirs(dir), 1, "another process removed a live snapshot's directory");
-    su_restore(s, out);
+    su_restore(s, t.out);
     cr_assert_eq(kv_snapshot_close(s), APR_SUCCESS);
     cr_assert_eq(su_private_dirs(dir), 0);
-    cr_assert_eq(su_check(out), 0);
+    cr_assert_eq(su_check(t.out), 0);
     kv_db_t *r;
-    cr_assert_eq(kv_db_open(&r, out, &o, pool), APR_SUCCESS);
+    cr_assert_eq(kv_db_open(&r, t.out, &t.o, pool), APR_SUCCESS);
     kv_value_t v;
     cr_assert_eq(kv_get(r, TU_STR("k"), pool, &v), APR_SUCCESS);
     cr_assert_eq(kv_get(r, TU_STR("k2"), pool, &v), APR_SUCCESS);
     cr_assert_eq(kv_get(r, TU_STR("k3"), pool, &v), KV_NOTFOUND);
     kv_db_close(r);
-    kv_db_close(db);
-    apr_pool_destroy(pool);
-    tu_rmrf(out);
-    tu_rmrf(dir);
-    free(out);
-    free(dir);
+    su_close(&t);
 }
 
 /* A listed file missing while the manifest that lists it is still the
  * store's is damage, reported at once rather than retried. */
 Test(snapshot, a_missing_listed_file_is_damage_not_a_retry, .timeout = 30)
 {
-    char *dir = tu_tmpdir();
-    apr_pool_t *pool = tu_pool();
-    kv_options_t o = tu_opts(1 << 20, 0);
-    kv_db_t *db;
-    cr_assert_eq(kv_db_open(&db, dir, &o, pool), APR_SUCCESS);
+    su_store_t t;
+    su_open(&t, 0);
+    kv_db_t *db = t.db;
+    apr_pool_t *pool = t.pool;
     cr_assert_eq(kv_put(db, TU_STR("k"), TU_STR("v"), NULL, NULL), APR_SUCCESS);
     cr_assert_eq(kv_db_flush(db), APR_SUCCESS);
     char sst[4200];
-    snprintf(sst, sizeof sst, "%s/000001.sst", dir);
+    snprintf(sst, sizeof sst, "%s/000001.sst", t.dir);
     cr_assert_eq(unlink(sst), 0);
     kv_snapshot_t *s;
     cr_assert_eq(kv_snapshot_open(&s, db, pool), KV_CORRUPT);
     cr_assert_null(s);
-    cr_assert_eq(su_private_dirs(dir), 0, "a failed snapshot left its directory");
-    kv_db_close(db);
-    apr_pool_destroy(pool);
-    tu_rmrf(dir);
-    free(dir);
+    cr_assert_eq(su_private_dirs(t.dir), 0, "a failed snapshot left its directory");
+    su_close(&t);
 }

@@ -71,6 +71,15 @@ static void get_n(kv_db_t *db, const char *prefix, int n, apr_pool_t *pool)
     }
 }
 
+/* The end of a test's store, once every handle on it is closed: its pool
+ * goes, then its directory (a tu_tmpdir). */
+static void drop_store(char *dir, apr_pool_t *pool)
+{
+    apr_pool_destroy(pool);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 /* ---- several processes, one total ---------------------------------- */
 
 #define NCHILD 2
@@ -201,10 +210,8 @@ Test(stats, processes_count_into_one_total_that_a_killed_process_keeps, .timeout
     cr_assert_eq(board->seen_gets, st.gets);
 
     kv_db_close(db);
-    apr_pool_destroy(pool);
     munmap(board, sizeof *board);
-    tu_rmrf(dir_kept);
-    free(dir_kept);
+    drop_store(dir_kept, pool);
 }
 
 /* Overwrite the boot id STATS records (offset 48, 40 bytes of text). */
@@ -263,9 +270,7 @@ Test(stats, counters_go_on_across_closes_and_start_from_zero_after_a_reboot)
     cr_assert_geq(st.counters_since, since);
     cr_assert_eq(st.last_seq, 5, "the data did not start again");
     kv_db_close(d);
-    apr_pool_destroy(pool);
-    tu_rmrf(dir);
-    free(dir);
+    drop_store(dir, pool);
 }
 
 Test(stats, latency_buckets_have_inclusive_upper_bounds)
@@ -292,9 +297,7 @@ Test(stats, latency_buckets_have_inclusive_upper_bounds)
     cr_assert_eq(st.latency_buckets[KV_LATENCY_BUCKETS], 1);
     cr_assert_eq(st.latency_sum_ns, 100000ull + 110000 + 10000000000ull + 11000000000ull);
     kv_db_close(db);
-    apr_pool_destroy(pool);
-    tu_rmrf(dir);
-    free(dir);
+    drop_store(dir, pool);
 }
 
 /* ---- a directory used by a build without STATS ------------------------ */
@@ -372,9 +375,7 @@ Test(stats, a_version_2_shm_in_use_by_a_build_without_stats_gets_counters)
     cr_assert_gt(logpos_off(end), 0, "the end moved: %llx", (unsigned long long)end);
     kv_db_close(db);
     close(old_child);
-    apr_pool_destroy(pool);
-    tu_rmrf(dir);
-    free(dir);
+    drop_store(dir, pool);
 }
 
 Test(stats, a_version_2_shm_with_appended_fields_is_shared_and_they_are_kept)
@@ -396,9 +397,7 @@ Test(stats, a_version_2_shm_with_appended_fields_is_shared_and_they_are_kept)
         cr_assert_eq((unsigned char)m[i], 0x5a, "appended byte %d untouched", i);
     kv_db_close(db);
     close(newer_child);
-    apr_pool_destroy(pool);
-    tu_rmrf(dir);
-    free(dir);
+    drop_store(dir, pool);
 }
 
 Test(stats, an_shm_of_another_version_in_use_is_refused)
@@ -414,9 +413,7 @@ Test(stats, an_shm_of_another_version_in_use_is_refused)
     close(other);
     cr_assert_eq(kv_db_open(&db, dir, &o, pool), APR_SUCCESS, "alone, it starts afresh");
     kv_db_close(db);
-    apr_pool_destroy(pool);
-    tu_rmrf(dir);
-    free(dir);
+    drop_store(dir, pool);
 }
 
 /* ---- STATS files of other layouts ------------------------------------- */
@@ -517,9 +514,7 @@ Test(stats, an_older_stats_file_with_fewer_slots_grows_to_this_builds)
     free(f);
     kv_db_close(db);
     close(older);
-    apr_pool_destroy(pool);
-    tu_rmrf(dir);
-    free(dir);
+    drop_store(dir, pool);
 }
 
 Test(stats, a_newer_stats_file_is_used_as_it_is_and_what_it_adds_is_untouched)
@@ -576,9 +571,7 @@ Test(stats, a_newer_stats_file_is_used_as_it_is_and_what_it_adds_is_untouched)
     read_file(dir, "STATS", hdr, sizeof hdr);
     memcpy(&stripes, hdr + 16, 4);
     cr_assert_eq(stripes, 8, "its geometry kept");
-    apr_pool_destroy(pool);
-    tu_rmrf(dir);
-    free(dir);
+    drop_store(dir, pool);
 }
 
 Test(stats, a_stats_file_this_build_must_not_use_is_left_alone)
@@ -628,8 +621,6 @@ Test(stats, a_stats_file_this_build_must_not_use_is_left_alone)
         db = open_db(dir, pool);
         cr_assert_eq(stats_of(db).counters_shared, 1, "%s: made afresh when alone", cases[i].what);
         kv_db_close(db);
-        apr_pool_destroy(pool);
-        tu_rmrf(dir);
-        free(dir);
+        drop_store(dir, pool);
     }
 }

@@ -15,7 +15,8 @@ use POSIX qw(WNOHANG);
 use Time::HiRes qw(time sleep);
 
 our @EXPORT = qw(base_url req json_of start_apache stop_apache module_path top_dir free_port httpd
-                 raw_connect raw_request raw_write raw_read proc_status status_conf scoreboard);
+                 raw_connect raw_request raw_write raw_read proc_status status_conf scoreboard
+                 conf_head configtest_directive set_failures get_mismatches);
 
 my $json = JSON::PP->new->utf8->canonical;
 my @started;   # instances start_apache made (stopped at exit, below)
@@ -155,6 +156,68 @@ sub stop_apache {
     }
     die "apache2 $inst->{pid} did not stop" if kill(0, $inst->{pid});
     delete $inst->{pid};
+}
+
+# ---- numbered keys ------------------------------------------------------
+
+# set_failures($inst, 'p', N): /set keys p1 .. pN to v1 .. vN, each on a
+# fresh connection (so requests spread over the children); how many were
+# not answered 200.
+sub set_failures {
+    my ($inst, $prefix, $n) = @_;
+    my $failed = 0;
+    for my $i (1 .. $n) {
+        my $r = req(POST => "$inst->{url}/set", qq({"key":"$prefix$i","value":"v$i"}));
+        $failed++ unless $r->code == 200;
+    }
+    return $failed;
+}
+
+# get_mismatches($inst, 'p', N): how many of keys p1 .. pN a /get does not
+# answer 200 with value v1 .. vN (what set_failures wrote).
+sub get_mismatches {
+    my ($inst, $prefix, $n) = @_;
+    my $bad = 0;
+    for my $i (1 .. $n) {
+        my $g = req(GET => "$inst->{url}/get?key=$prefix$i");
+        $bad++ unless $g->code == 200 && (json_of($g) || {})->{value} eq "v$i";
+    }
+    return $bad;
+}
+
+# ---- configtest: is a directive refused? --------------------------------
+
+# The first lines of a configuration that `apache2 -t` reads in dir: where
+# its files go, and the event MPM.
+sub conf_head {
+    my ($dir) = @_;
+    return <<"CONF";
+ServerRoot "$dir"
+PidFile "$dir/httpd.pid"
+ErrorLog "$dir/error.log"
+DefaultRuntimeDir "$dir"
+ServerName 127.0.0.1
+LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+CONF
+}
+
+# configtest_directive("KVLSMSomething value") -> (wait status $?, output)
+# of `apache2 -t` on a minimal configuration (event MPM, this build of the
+# module, a data directory in a fresh temporary directory) that ends with
+# that line.  Nothing is started: -t only reads the configuration.
+sub configtest_directive {
+    my ($line) = @_;
+    my $dir = tempdir('kvlsm-configtest-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    open my $c, '>', "$dir/httpd.conf" or die "$dir/httpd.conf: $!";
+    print $c conf_head($dir), <<"CONF";
+LoadModule kvlsm_module "@{[module_path()]}"
+Listen 127.0.0.1:@{[free_port()]}
+KVLSMDataDir "$dir/data"
+$line
+CONF
+    close $c;
+    my $out = `@{[httpd()]} -t -f $dir/httpd.conf 2>&1`;
+    return ($?, $out);
 }
 
 # ---- mod_status: who holds a worker -------------------------------------

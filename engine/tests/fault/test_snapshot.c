@@ -52,12 +52,11 @@ static void expect_restored(const char *out, int n, apr_pool_t *pool)
  * them into L1 and removes them. */
 Test(snapshot_fault, retries_when_a_compaction_removes_a_listed_sst, .timeout = 60)
 {
-    char *dir = tu_tmpdir(), *out = tu_tmpdir();
-    apr_pool_t *pool = tu_pool();
     fault_clear();
-    kv_options_t o = tu_opts(1 << 20, 0);
-    kv_db_t *db;
-    cr_assert_eq(kv_db_open(&db, dir, &o, pool), APR_SUCCESS);
+    su_store_t t;
+    su_open(&t, 1);
+    kv_db_t *db = t.db;
+    apr_pool_t *pool = t.pool;
     for (int f = 0; f < 4; f++) {
         put_keys(db, f * 50, f * 50 + 50);
         cr_assert_eq(kv_db_flush(db), APR_SUCCESS);
@@ -74,27 +73,21 @@ Test(snapshot_fault, retries_when_a_compaction_removes_a_listed_sst, .timeout = 
     cr_assert_eq(kv_db_stats(db, &st), APR_SUCCESS);
     cr_assert_eq(st.level_files[0], 0, "setup: the compaction did not empty L0");
     cr_assert_eq(info->nfiles, 2 + (int)st.sst_files, "MANIFEST, the L1 files, the log");
-    su_restore(s, out);
+    su_restore(s, t.out);
     cr_assert_eq(kv_snapshot_close(s), APR_SUCCESS);
-    expect_restored(out, 220, pool);
-    kv_db_close(db);
-    apr_pool_destroy(pool);
-    tu_rmrf(out);
-    tu_rmrf(dir);
-    free(out);
-    free(dir);
+    expect_restored(t.out, 220, pool);
+    su_close(&t);
 }
 
 /* At the link of the active log a flush seals it, writes it into an SST
  * and removes it. */
 Test(snapshot_fault, retries_when_a_flush_removes_the_log, .timeout = 60)
 {
-    char *dir = tu_tmpdir(), *out = tu_tmpdir();
-    apr_pool_t *pool = tu_pool();
     fault_clear();
-    kv_options_t o = tu_opts(1 << 20, 0);
-    kv_db_t *db;
-    cr_assert_eq(kv_db_open(&db, dir, &o, pool), APR_SUCCESS);
+    su_store_t t;
+    su_open(&t, 1);
+    kv_db_t *db = t.db;
+    apr_pool_t *pool = t.pool;
     put_keys(db, 0, 100);
     fault_call(FAULT_LINK, ".log", 1, flush_now, db);
     kv_snapshot_t *s;
@@ -105,27 +98,21 @@ Test(snapshot_fault, retries_when_a_flush_removes_the_log, .timeout = 60)
     cr_assert_eq(info->nfiles, 3, "MANIFEST, the flushed SST, the new empty log");
     cr_assert_str_eq(info->files[2].name, "000002.log");
     cr_assert_eq(info->files[2].bytes, 0);
-    su_restore(s, out);
+    su_restore(s, t.out);
     cr_assert_eq(kv_snapshot_close(s), APR_SUCCESS);
-    expect_restored(out, 100, pool);
-    kv_db_close(db);
-    apr_pool_destroy(pool);
-    tu_rmrf(out);
-    tu_rmrf(dir);
-    free(out);
-    free(dir);
+    expect_restored(t.out, 100, pool);
+    su_close(&t);
 }
 
 /* Any other failure (here: no space for the directory entry) is the
  * snapshot's error, and its directory goes. */
 Test(snapshot_fault, a_failed_link_fails_it_and_leaves_nothing, .timeout = 30)
 {
-    char *dir = tu_tmpdir();
-    apr_pool_t *pool = tu_pool();
     fault_clear();
-    kv_options_t o = tu_opts(1 << 20, 0);
-    kv_db_t *db;
-    cr_assert_eq(kv_db_open(&db, dir, &o, pool), APR_SUCCESS);
+    su_store_t t;
+    su_open(&t, 0);
+    kv_db_t *db = t.db;
+    apr_pool_t *pool = t.pool;
     put_keys(db, 0, 10);
     cr_assert_eq(kv_db_flush(db), APR_SUCCESS);
     fault_fail(FAULT_LINK, ".sst", 1, 1, ENOSPC, 0, 0);
@@ -134,12 +121,9 @@ Test(snapshot_fault, a_failed_link_fails_it_and_leaves_nothing, .timeout = 30)
     fault_clear();
     cr_assert(APR_STATUS_IS_ENOSPC(rv), "rv %d", rv);
     cr_assert_null(s);
-    cr_assert_eq(su_private_dirs(dir), 0);
+    cr_assert_eq(su_private_dirs(t.dir), 0);
     /* And the next one works. */
     cr_assert_eq(kv_snapshot_open(&s, db, pool), APR_SUCCESS);
     cr_assert_eq(kv_snapshot_close(s), APR_SUCCESS);
-    kv_db_close(db);
-    apr_pool_destroy(pool);
-    tu_rmrf(dir);
-    free(dir);
+    su_close(&t);
 }
