@@ -200,9 +200,17 @@ static apr_status_t sst_load(sst_t *t)
     if (!rv)
         rv = read_block(t, index_off, index_len, &t->index, &cap);
     if (!rv) {
-        cap = 0;
-        rv = read_block(t, bloom_off, bloom_len, &t->bloom, &cap);
-        t->bloom_len = bloom_len;
+        /* Cache-line aligned, so a blocked filter's probes of a key touch
+         * one line. */
+        void *b = NULL;
+        cap = (size_t)bloom_len + SST_TRAILER;
+        if (posix_memalign(&b, 64, cap))
+            rv = APR_ENOMEM;
+        else {
+            t->bloom = b;
+            rv = read_block(t, bloom_off, bloom_len, &t->bloom, &cap);
+            t->bloom_len = bloom_len;
+        }
     }
     if (!rv) {
         uint32_t n = get_u32(t->index);
