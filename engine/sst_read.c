@@ -521,6 +521,12 @@ apr_status_t sst_get_hashed(sst_t *t, const char *key, size_t klen, uint32_t has
         return rv;
     }
     const char *end = p + n;
+    /* The scan below walks the block entry by entry, each step waiting
+     * for the one before it; asking for all its cache lines at once first
+     * lets the misses overlap (a block read through the mapping is mostly
+     * not in the CPU's caches). */
+    for (const char *q = p; q < end; q += 64)
+        __builtin_prefetch(q);
     rv = KV_NOTFOUND;
     while (p < end) {
         kv_ent_t e;
