@@ -10,10 +10,19 @@
 /* Before it syncs, the leader gives the writers of this process that are
  * still appending (they hold or wait for the log lock, microseconds from
  * joining) a bounded moment to join: one fdatasync costs far more than
- * the wait.  Waiters sit in a list (sync_mu) from which the leader takes
- * every one the synced end covers, so the count it gathers against is of
- * writers still waiting, not of covered ones that have not yet woken. */
-#define GATHER_YIELDS 64
+ * the wait.  Bounded twice: by yields, and by a quarter of what the last
+ * fdatasync took (GATHER_MIN_US at least), so a writer that is slow to
+ * join costs the others a fraction of a sync, never a second one.  With
+ * 8 writers, 64 yields let a sync cover 4.6 of them on average (the
+ * writers just woken by the sync before had not appended again yet);
+ * 512 let it cover 7.8.  Waiters sit in a list (sync_mu) from which the
+ * leader takes every one the synced end covers, so the count it gathers
+ * against is of writers still waiting, not of covered ones that have not
+ * yet woken. */
+#ifndef GATHER_YIELDS
+#define GATHER_YIELDS 512
+#endif
+#define GATHER_MIN_US 50
 
 typedef struct sync_waiter {
     uint64_t pos;
@@ -79,15 +88,21 @@ apr_status_t commit_wait_durable(kv_db_t *db, uint64_t log, uint64_t end)
             continue;
         }
         db->syncing = 1;
+        apr_time_t t0 = apr_time_now();
+        apr_interval_time_t budget = db->sync_us / 4 > GATHER_MIN_US ? db->sync_us / 4 : GATHER_MIN_US;
         for (int i = 0; i < GATHER_YIELDS
-                        && db->sync_waiting < __atomic_load_n(&db->sync_inflight, __ATOMIC_ACQUIRE); i++) {
+                        && db->sync_waiting < __atomic_load_n(&db->sync_inflight, __ATOMIC_ACQUIRE)
+                        && apr_time_now() - t0 < budget; i++) {
             apr_thread_mutex_unlock(db->sync_mu);
             sched_yield();
             apr_thread_mutex_lock(db->sync_mu);
         }
         apr_thread_mutex_unlock(db->sync_mu);
+        apr_time_t t1 = apr_time_now();
         rv = sync_current(db);
+        apr_interval_time_t took = apr_time_now() - t1;
         apr_thread_mutex_lock(db->sync_mu);
+        db->sync_us = took;
         db->syncing = 0;
         sync_release(db);
         apr_thread_cond_broadcast(db->sync_cv);
