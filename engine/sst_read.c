@@ -44,6 +44,13 @@ struct sst {
     char *index;           /* index block body */
     blk_t *blocks;
     uint32_t nblocks;
+    /* find_block's compact copy of the index: every block's last key
+     * shares its first `skip` bytes (those of the first and the last block's
+     * last keys), and pfx[i] is the next 8 bytes of block i's, big-endian,
+     * zero-padded: a binary search over 8-byte integers in one array,
+     * touching a few cache lines, not one key per step. */
+    uint64_t *pfx;
+    size_t skip;
     char *bloom;
     size_t bloom_len;
 };
@@ -146,9 +153,11 @@ static void sst_unload(sst_t *t)
     t->verified = NULL;
     free(t->index);
     free(t->blocks);
+    free(t->pfx);
     free(t->bloom);
     t->index = t->bloom = NULL;
     t->blocks = NULL;
+    t->pfx = NULL;
     t->nblocks = 0;
     t->bloom_len = 0;
     t->entries = 0;
@@ -161,6 +170,29 @@ static void sst_free(sst_t *t)
         close(t->fd);
     pthread_mutex_destroy(&t->load_mu);
     free(t);
+}
+
+/* Bytes [skip, skip+8) of a key, big-endian, zero-padded. */
+static uint64_t prefix_at(const char *key, size_t klen, size_t skip)
+{
+    uint64_t p = 0;
+    for (size_t i = skip; i < skip + 8; i++)
+        p = (p << 8) | (i < klen ? (unsigned char)key[i] : 0);
+    return p;
+}
+
+static apr_status_t build_prefixes(sst_t *t)
+{
+    const blk_t *a = &t->blocks[0], *z = &t->blocks[t->nblocks - 1];
+    size_t n = a->last_len < z->last_len ? a->last_len : z->last_len, skip = 0;
+    while (skip < n && a->last[skip] == z->last[skip])
+        skip++;
+    if (!(t->pfx = malloc(t->nblocks * sizeof(uint64_t))))
+        return APR_ENOMEM;
+    for (uint32_t i = 0; i < t->nblocks; i++)
+        t->pfx[i] = prefix_at(t->blocks[i].last, t->blocks[i].last_len, skip);
+    t->skip = skip;
+    return APR_SUCCESS;
 }
 
 /* Read and check header, footer, index and bloom; map the file. */
@@ -247,6 +279,8 @@ static apr_status_t sst_load(sst_t *t)
         if (!rv && (p != end || expect != index_off))
             rv = KV_CORRUPT;
         t->nblocks = n;
+        if (!rv && n)
+            rv = build_prefixes(t);
     }
     t->data_end = index_off;
     if (!rv && !(t->verified = calloc((t->nblocks + 7) / 8 + 1, 1)))
@@ -483,9 +517,20 @@ static const char *decode_entry(const char *p, const char *end, kv_ent_t *e)
 static uint32_t find_block(const sst_t *t, const char *key, size_t klen)
 {
     uint32_t lo = 0, hi = t->nblocks;
+    if (hi == 0)
+        return 0;
+    /* A key without the last keys' common first bytes sorts before all
+     * of them or after all of them. */
+    if (klen < t->skip || memcmp(key, t->blocks[0].last, t->skip) != 0)
+        return key_cmp(key, klen, t->blocks[0].last, t->blocks[0].last_len) <= 0 ? 0 : hi;
+    uint64_t kp = prefix_at(key, klen, t->skip);
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (key_cmp(t->blocks[mid].last, t->blocks[mid].last_len, key, klen) < 0)
+        uint64_t mp = t->pfx[mid];
+        /* Equal prefixes decide nothing (a zero byte and the end of a key
+         * pad alike): then the keys themselves. */
+        if (mp < kp || (mp == kp && key_cmp(t->blocks[mid].last, t->blocks[mid].last_len,
+                                            key, klen) < 0))
             lo = mid + 1;
         else
             hi = mid;

@@ -133,6 +133,117 @@ Test(sst, iter_seek_between_keys_and_scan_all)
     sst_unref(t);
 }
 
+/* ---- block search over keys with a long common prefix ---------------- */
+
+typedef struct { char k[40]; size_t n; } tkey_t;
+
+static int tkey_cmp(const void *a, const void *b)
+{
+    const tkey_t *x = a, *y = b;
+    return key_cmp(x->k, x->n, y->k, y->n);
+}
+
+/* find_block compares 8 bytes past the first and last block keys' common
+ * prefix: keys that end inside those bytes, zero bytes, keys shorter than
+ * the prefix and keys outside it must all land where a plain search of
+ * the sorted keys does. */
+Test(sst, block_search_agrees_with_sorted_keys_under_a_shared_prefix)
+{
+    enum { N = 3000 };
+    static tkey_t keys[N];
+    srand(11);
+    size_t n = 0;
+    for (int i = 0; i < N; i++) {
+        tkey_t *t = &keys[n];
+        memcpy(t->k, "tenant/0042/", 12);
+        t->n = 12 + (size_t)(rand() % 14);
+        for (size_t j = 12; j < t->n; j++)
+            t->k[j] = (char)(rand() % 3 == 0 ? 0 : rand() % 256);
+        n++;
+    }
+    qsort(keys, n, sizeof *keys, tkey_cmp);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (u == 0 || tkey_cmp(&keys[u - 1], &keys[i]) != 0)
+            keys[u++] = keys[i];
+    n = u;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/000009.sst", dir);
+    sst_builder_t *b;
+    cr_assert_eq(sst_builder_open(&b, path, CODEC_NONE), APR_SUCCESS);
+    char v[300];
+    memset(v, 'v', sizeof v);
+    for (size_t i = 0; i < n; i++) {
+        kv_ent_t e = { keys[i].k, keys[i].n, v, sizeof v, 10 + i, 0, ENT_PUT };
+        cr_assert_eq(sst_builder_add(b, &e), APR_SUCCESS);
+    }
+    sst_meta_t meta;
+    cr_assert_eq(sst_builder_finish(b, &meta), APR_SUCCESS);
+    sst_meta_free(&meta);
+    sst_t *t;
+    cr_assert_eq(sst_open(&t, path, 9), APR_SUCCESS);
+    sst_iter_t *it;
+    cr_assert_eq(sst_iter_new(&it, t), APR_SUCCESS);
+    /* Probes: each key, the key with a zero byte more, the key one byte
+     * shorter, the key with its last byte raised, and keys around the
+     * prefix. */
+    int checked = 0;
+    for (size_t i = 0; i < n; i++) {
+        tkey_t pr[4];
+        pr[0] = keys[i];
+        pr[1] = keys[i];
+        pr[1].k[pr[1].n++] = 0;
+        pr[2] = keys[i];
+        pr[2].n--;
+        pr[3] = keys[i];
+        pr[3].k[pr[3].n - 1]++;
+        for (int j = 0; j < 4; j++) {
+            size_t lo = 0, hi = n;   /* the model: first key >= probe */
+            while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (tkey_cmp(&keys[mid], &pr[j]) < 0)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            sst_iter_seek(it, pr[j].k, pr[j].n);
+            if (lo == n) {
+                cr_assert(!sst_iter_valid(it), "key %zu probe %d: past the end", i, j);
+                continue;
+            }
+            cr_assert(sst_iter_valid(it), "key %zu probe %d", i, j);
+            kv_ent_t e;
+            sst_iter_entry(it, &e);
+            cr_assert(e.klen == keys[lo].n && memcmp(e.key, keys[lo].k, e.klen) == 0,
+                      "key %zu probe %d landed on the wrong key", i, j);
+            apr_status_t rv = sst_get(t, pr[j].k, pr[j].n, pool, &e);
+            int present = tkey_cmp(&keys[lo], &pr[j]) == 0;
+            cr_assert_eq(rv, present ? APR_SUCCESS : KV_NOTFOUND, "key %zu probe %d", i, j);
+            checked++;
+        }
+    }
+    const char *outside[] = { "", "a", "tenant/", "tenant/0042", "tenant/0041/zz", "tenant/0043/",
+                              "tenant/0042/\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", "zzz" };
+    for (size_t j = 0; j < sizeof outside / sizeof *outside; j++) {
+        tkey_t pr;
+        pr.n = strlen(outside[j]);
+        memcpy(pr.k, outside[j], pr.n);
+        int before = tkey_cmp(&pr, &keys[0]) <= 0;
+        sst_iter_seek(it, pr.k, pr.n);
+        if (before) {
+            kv_ent_t e;
+            cr_assert(sst_iter_valid(it), "%s", outside[j]);
+            sst_iter_entry(it, &e);
+            cr_assert(e.klen == keys[0].n && memcmp(e.key, keys[0].k, e.klen) == 0, "%s", outside[j]);
+        }
+        else
+            cr_assert(!sst_iter_valid(it), "%s: after every key", outside[j]);
+    }
+    cr_log_info("block search: %d probes over %zu keys", checked, n);
+    sst_iter_free(it);
+    sst_unref(t);
+}
+
 Test(sst, keys_must_increase)
 {
     char path[4096];
