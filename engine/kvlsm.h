@@ -240,7 +240,11 @@ double kv_latency_bound(int i);
  * start again from the new manifest, at most 100 times: then APR_EAGAIN.
  * KV_CORRUPT if a listed file is missing while its manifest is still the
  * store's; EPERM (fs.protected_hardlinks) if the store's files belong to
- * another user than the caller. */
+ * another user than the caller.  KV_SYNCFAIL once a log fdatasync has
+ * failed (before or while the snapshot is taken), as for writes, until
+ * the store is reopened by every process: the files would be a page
+ * cache the disk may not hold, so the snapshot could hold writes that are
+ * not durable. */
 typedef struct {
     const char *name;      /* its name in the data directory, e.g. "MANIFEST",
                               "000007.sst", "000012.log" */

@@ -248,6 +248,11 @@ apr_status_t kv_snapshot_open(kv_snapshot_t **snap, kv_db_t *db, apr_pool_t *poo
     *snap = NULL;
     if (db->closed)
         return KV_CLOSED;
+    /* After a failed log sync the page cache may hold bytes the disk never
+     * took (DESIGN.md, invariant 9): a snapshot of them could hold writes
+     * that are not durable.  Refused like writes, until a reopen. */
+    if (shm_sync_failed(&db->shm))
+        return KV_SYNCFAIL;
     /* Our own start is a good moment to clear what killed snapshots left. */
     snapshot_sweep(db->dir);
     kv_snapshot_t *s = apr_pcalloc(pool, sizeof(*s));
@@ -273,6 +278,10 @@ apr_status_t kv_snapshot_open(kv_snapshot_t **snap, kv_db_t *db, apr_pool_t *poo
         rv = describe(s, &m, end);
         mf_free(&m);
     }
+    /* And if a sync failed while we linked: the bytes are the same page
+     * cache's. */
+    if (rv == APR_SUCCESS && shm_sync_failed(&db->shm))
+        rv = KV_SYNCFAIL;
     if (rv) {
         apr_pool_cleanup_run(pool, s, snap_cleanup);
         return rv;
