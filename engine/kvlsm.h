@@ -228,7 +228,8 @@ double kv_latency_bound(int i);
  * directory holding one consistent point of the store: every write
  * acknowledged, in any process, before kv_snapshot_open was called, and
  * for each key the value of one prefix of the store's history (never a
- * half-applied batch).  Taking one copies no data and takes no lock:
+ * half-applied batch), all of it durable (the active log is synced up to
+ * the point if it was not).  Taking one copies no data and takes no lock:
  * the files are hard links in a private directory inside the data
  * directory (`SNAP-<pid>-<n>.tmp`), which keep them readable after a flush
  * or a compaction removes them; writers never wait for a snapshot.  The
