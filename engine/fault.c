@@ -349,6 +349,15 @@ void fault_call(int op, const char *ext, uint64_t nth, void (*fn)(void *), void 
     pthread_mutex_unlock(&rule_mu);
 }
 
+void fault_call_fail(int op, const char *ext, uint64_t nth, void (*fn)(void *), void *arg, int err)
+{
+    fault_call(op, ext, nth, fn, arg);
+    pthread_mutex_lock(&rule_mu);
+    if (nrules > 0 && rules[nrules - 1].fn == fn)
+        rules[nrules - 1].err = err;
+    pthread_mutex_unlock(&rule_mu);
+}
+
 void fault_clear(void)
 {
     pthread_mutex_lock(&rule_mu);
@@ -410,6 +419,7 @@ int fault_check(int op, int fd, const char *path, size_t *partial)
     int err = 0;
     void (*fn)(void *) = NULL;
     void *arg = NULL;
+    int fn_err = 0;   /* fault_call_fail: the error after fn */
     for (int i = 0; i < nrules && !err; i++) {
         rule_t *r = &rules[i];
         if (r->op != op || !name_ends(fd, path, r->ext))
@@ -420,6 +430,7 @@ int fault_check(int op, int fd, const char *path, size_t *partial)
         if (r->fn) {
             fn = r->fn;
             arg = r->arg;
+            fn_err = r->err;
             continue;
         }
         err = r->err ? r->err : EIO;
@@ -433,7 +444,9 @@ int fault_check(int op, int fd, const char *path, size_t *partial)
         }
     }
     pthread_mutex_unlock(&rule_mu);
-    if (fn && !err)
+    if (fn && !err) {
         fn(arg);
+        err = fn_err;
+    }
     return err;
 }

@@ -59,6 +59,10 @@ void fault_clear(void);
  * runs another process's step at that exact instant.  Shares the 8 rules;
  * fault_clear removes it. */
 void fault_call(int op, const char *ext, uint64_t nth, void (*fn)(void *), void *arg);
+/* As fault_call, but the operation then fails with err instead of going
+ * ahead: another process's step at the instant just before a failure
+ * (a snapshot taken inside an fdatasync that is about to fail, say). */
+void fault_call_fail(int op, const char *ext, uint64_t nth, void (*fn)(void *), void *arg, int err);
 /* Matching operations of the rule seen so far. */
 uint64_t fault_seen(void);
 /* The hook: 0 to go ahead, else the errno to fail with (*partial: bytes

@@ -228,7 +228,8 @@ double kv_latency_bound(int i);
  * directory holding one consistent point of the store: every write
  * acknowledged, in any process, before kv_snapshot_open was called, and
  * for each key the value of one prefix of the store's history (never a
- * half-applied batch).  Taking one copies no data and takes no lock:
+ * half-applied batch), all of it durable (the active log is synced up to
+ * the point if it was not).  Taking one copies no data and takes no lock:
  * the files are hard links in a private directory inside the data
  * directory (`SNAP-<pid>-<n>.tmp`), which keep them readable after a flush
  * or a compaction removes them; writers never wait for a snapshot.  The
@@ -240,7 +241,11 @@ double kv_latency_bound(int i);
  * start again from the new manifest, at most 100 times: then APR_EAGAIN.
  * KV_CORRUPT if a listed file is missing while its manifest is still the
  * store's; EPERM (fs.protected_hardlinks) if the store's files belong to
- * another user than the caller. */
+ * another user than the caller.  KV_SYNCFAIL once a log fdatasync has
+ * failed (before or while the snapshot is taken), as for writes, until
+ * the store is reopened by every process: the files would be a page
+ * cache the disk may not hold, so the snapshot could hold writes that are
+ * not durable. */
 typedef struct {
     const char *name;      /* its name in the data directory, e.g. "MANIFEST",
                               "000007.sst", "000012.log" */

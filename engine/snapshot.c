@@ -2,9 +2,11 @@
  * directory at one published end of the shared log, kept readable by
  * hard links in a private directory inside the data directory, and the
  * sweep of private directories whose process died.  Nothing here writes
- * a file the store uses or takes any of the store's locks, so no writer,
- * flusher or compactor ever waits for a snapshot.  Why the set of files
- * is one consistent point: docs/DESIGN.md, "Online snapshots". */
+ * a file the store uses or takes any of the store's locks (only, when the
+ * active log is not yet synced to the point, one log_sync, as a writer
+ * would), so no writer, flusher or compactor waits for a snapshot.  Why
+ * the set of files is one consistent point: docs/DESIGN.md, "Online
+ * snapshots". */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -188,6 +190,31 @@ static apr_status_t link_point(kv_db_t *db, kv_snapshot_t *s, manifest_t *m, uin
     return rv;
 }
 
+/* Make the point durable before handing it out, as a writer's records
+ * are before they are acknowledged.  Sealed logs were synced by their
+ * rotations, SSTs and manifests before they were installed; the active
+ * log up to end may not be: an `always` writer publishes, then syncs, and
+ * if that sync fails it is told its write failed (commit.c), so a
+ * snapshot that held the record would hold a write never acknowledged,
+ * which the disk may not have.  Synced through log_sync, which turns a
+ * failure into KV_SYNCFAIL for everyone; raising the synced end then
+ * covers the writers waiting on these bytes. */
+static apr_status_t sync_to(kv_db_t *db, uint64_t end)
+{
+    if (shm_synced(&db->shm) >= end)
+        return APR_SUCCESS;
+    wal_file_t *w;
+    apr_status_t rv = wal_file_open(db, logpos_log(end), 0, &w);
+    if (APR_STATUS_IS_ENOENT(rv) && shm_synced(&db->shm) >= end)
+        return APR_SUCCESS;   /* sealed (so synced), flushed and removed since */
+    if (rv)
+        return rv;
+    if ((rv = log_sync(db, w)) == APR_SUCCESS)
+        shm_raise_synced(&db->shm, end);
+    wal_file_unref(w);
+    return rv;
+}
+
 /* The file list of a linked point: names, sizes, times. */
 static apr_status_t describe(kv_snapshot_t *s, const manifest_t *m, uint64_t end)
 {
@@ -248,6 +275,11 @@ apr_status_t kv_snapshot_open(kv_snapshot_t **snap, kv_db_t *db, apr_pool_t *poo
     *snap = NULL;
     if (db->closed)
         return KV_CLOSED;
+    /* After a failed log sync the page cache may hold bytes the disk never
+     * took (DESIGN.md, invariant 9): a snapshot of them could hold writes
+     * that are not durable.  Refused like writes, until a reopen. */
+    if (shm_sync_failed(&db->shm))
+        return KV_SYNCFAIL;
     /* Our own start is a good moment to clear what killed snapshots left. */
     snapshot_sweep(db->dir);
     kv_snapshot_t *s = apr_pcalloc(pool, sizeof(*s));
@@ -270,9 +302,14 @@ apr_status_t kv_snapshot_open(kv_snapshot_t **snap, kv_db_t *db, apr_pool_t *poo
         rv = APR_EAGAIN;
     }
     if (rv == APR_SUCCESS) {
-        rv = describe(s, &m, end);
+        if ((rv = sync_to(db, end)) == APR_SUCCESS)
+            rv = describe(s, &m, end);
         mf_free(&m);
     }
+    /* And if a sync failed while we linked: the bytes are the same page
+     * cache's. */
+    if (rv == APR_SUCCESS && shm_sync_failed(&db->shm))
+        rv = KV_SYNCFAIL;
     if (rv) {
         apr_pool_cleanup_run(pool, s, snap_cleanup);
         return rv;

@@ -162,6 +162,17 @@ int kvh_snapshot(request_rec *r, kv_db_t *db, const kv_options_t *opts)
         return kvh_send_error(r, HTTP_SERVICE_UNAVAILABLE,
                               "the store changed under every attempt at a snapshot; try again", NULL, 0);
     }
+    if (rv == KV_SYNCFAIL) {
+        /* Its files are the page cache of a disk that lost writes it had
+         * taken: no archive until every child has let go of the store. */
+        char buf[256];
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, APLOGNO(10955)
+                      "kvlsm: snapshot refused: %s; restart Apache once the disk is sound",
+                      kv_strerror(rv, buf, sizeof buf));
+        return kvh_send_error(r, HTTP_SERVICE_UNAVAILABLE,
+                              "the store's disk failed a sync; snapshots are refused until it is restarted",
+                              NULL, 0);
+    }
     if (rv == APR_FROM_OS_ERROR(EPERM))
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, APLOGNO(10953)
                       "kvlsm: snapshot: cannot hard-link the store's files: are they all owned "
