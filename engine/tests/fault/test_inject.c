@@ -294,6 +294,28 @@ Test(inject, failed_apply_answers_alike_everywhere, .timeout = 60)
     fx_verify_and_free(f, 51);
 }
 
+/* The same, strictly: once its record is published the write has
+ * happened (every handle reads it, a reopen keeps it), so its writer
+ * must be told so, not given the apply's ENOMEM as if nothing were
+ * stored: a client told "failed" would retry or give up on a write the
+ * store goes on answering with. */
+Test(inject, published_write_whose_apply_fails_is_acknowledged, .timeout = 60)
+{
+    fx_t *f = fx_new(KV_SYNC_OFF, 1 << 20);
+    for (unsigned long k = 0; k < 10; k++)
+        put_ok(f, f->a, k);
+    fault_fail(FAULT_APPLY, NULL, 1, 1, ENOMEM, 0, 0);
+    apr_status_t rv = put(f->a, 50, 1);
+    fault_clear();
+    cr_assert_eq(rv, APR_SUCCESS, "a published write was reported as failed (rv %d)", rv);
+    f->acked_ver[50] = 1;
+    expect(f->a, f->pool, 50, 1, "a");
+    expect(f->b, f->pool, 50, 1, "b");
+    for (unsigned long i = 10; i < 30; i++)
+        put_ok(f, i % 2 ? f->a : f->b, i);
+    fx_verify_and_free(f, 51);
+}
+
 /* A process dies inside its append, holding the log lock, part of its
  * record written.  The next holder cuts the log back to the published
  * end before it marks the lock consistent; nothing acknowledged is lost,
