@@ -502,9 +502,12 @@ static apr_status_t append_group(kv_db_t *db, kv_writer_t *first, kv_writer_t *l
          * so none answers with a record that could still be cut back.
          * The records are whole in the file: they stay published even if
          * applying them here fails part-way (ENOMEM); this process then
-         * stays behind the end and its next catch-up applies the rest. */
+         * stays behind the end and its next catch-up (a reader's or a
+         * writer's) applies the rest, or fails the same way and says so.
+         * Published is written: the writers are told so, whatever the
+         * apply did. */
         shm_publish(&db->shm, new_end);
-        rv = catchup_apply_own(db, buf, len, end);
+        (void)catchup_apply_own(db, buf, len, end);
         apr_thread_mutex_unlock(db->state_mu);
     }
     if (buf != first->rec->buf && buf != db->group_buf)
