@@ -17,16 +17,26 @@ static apr_status_t put_key(kv_db_t *db, int i)
     return kv_put(db, k, strlen(k), v, strlen(v), NULL, NULL);
 }
 
+/* A store with two handles, a (sync always) and b (sync off), and 20
+ * keys written through a. */
+static void two_handles(char **dir, apr_pool_t **pool, kv_db_t **a, kv_db_t **b)
+{
+    *dir = tu_tmpdir();
+    *pool = tu_pool();
+    fault_clear();
+    *a = tu_open_mode(*dir, *pool, KV_SYNC_ALWAYS);
+    *b = tu_open_mode(*dir, *pool, KV_SYNC_OFF);
+    cr_assert(*a && *b);
+    for (int i = 0; i < 20; i++)
+        cr_assert_eq(put_key(*a, i), APR_SUCCESS);
+}
+
 Test(snapshot_syncfail, refused_after_a_failed_log_sync_until_reopen, .timeout = 60)
 {
-    char *dir = tu_tmpdir();
-    apr_pool_t *pool = tu_pool();
-    fault_clear();
-    kv_db_t *a = tu_open_mode(dir, pool, KV_SYNC_ALWAYS);
-    kv_db_t *b = tu_open_mode(dir, pool, KV_SYNC_OFF);
-    cr_assert(a && b);
-    for (int i = 0; i < 20; i++)
-        cr_assert_eq(put_key(a, i), APR_SUCCESS);
+    char *dir;
+    apr_pool_t *pool;
+    kv_db_t *a, *b;
+    two_handles(&dir, &pool, &a, &b);
     kv_snapshot_t *s;
     cr_assert_eq(kv_snapshot_open(&s, b, pool), APR_SUCCESS, "setup: a snapshot before the failure");
     cr_assert_eq(kv_snapshot_close(s), APR_SUCCESS);
@@ -69,14 +79,10 @@ static void failing_write(void *arg)
 
 Test(snapshot_syncfail, refused_when_the_sync_fails_while_it_is_taken, .timeout = 60)
 {
-    char *dir = tu_tmpdir();
-    apr_pool_t *pool = tu_pool();
-    fault_clear();
-    kv_db_t *a = tu_open_mode(dir, pool, KV_SYNC_ALWAYS);
-    kv_db_t *b = tu_open_mode(dir, pool, KV_SYNC_OFF);
-    cr_assert(a && b);
-    for (int i = 0; i < 20; i++)
-        cr_assert_eq(put_key(a, i), APR_SUCCESS);
+    char *dir;
+    apr_pool_t *pool;
+    kv_db_t *a, *b;
+    two_handles(&dir, &pool, &a, &b);
     fault_fail(FAULT_SYNC, ".log", 1, 1, EIO, 0, 0);
     fault_call(FAULT_LINK, ".log", 1, failing_write, a);
     kv_snapshot_t *s;
