@@ -17,6 +17,7 @@
 #include "bloom.h"
 #include "crc32c.h"
 #include "compress.h"
+#include <dirent.h>
 
 static char *dir;
 static apr_pool_t *pool;
@@ -255,6 +256,7 @@ static void build_ids(const char *path, unsigned *ids, size_t n, int codec)
 
 /* Rewrite the file's bloom block in the first format (as a build before
  * the blocked filters wrote it), footer fixed up. */
+static int v1_hash_skew;   /* the sanity check's wrong hashes */
 static void rewrite_bloom_v1(const char *path, unsigned *ids, size_t n)
 {
     int fd = open(path, O_RDWR);
@@ -273,7 +275,7 @@ static void rewrite_bloom_v1(const char *path, unsigned *ids, size_t n)
     for (size_t i = 0; i < n; i++) {
         char k[64];
         size_t kn = keygen(ids[i], k);
-        h[i] = bloom_hash(k, kn);
+        h[i] = bloom_hash(k, kn) + (uint32_t)v1_hash_skew;
     }
     size_t len = bloom_size_v1(n, 10);
     unsigned char *out = malloc(bloom_off + len + 4 + 60);
@@ -354,6 +356,28 @@ Test(review3, sst_shared_prefix_zero_keys_found_with_blocked_and_first_format_fi
         }
         free(ids);
     }
+    /* Sanity: the rewritten filter is consulted -- built from wrong hashes
+     * it rules present keys out. */
+    unsigned ids[500];
+    for (unsigned i = 0; i < 500; i++)
+        ids[i] = NPFX + i * 7;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/000999.sst", dir);
+    build_ids(path, ids, 500, CODEC_NONE);
+    v1_hash_skew = 12345;
+    rewrite_bloom_v1(path, ids, 500);
+    v1_hash_skew = 0;
+    sst_t *t;
+    cr_assert_eq(sst_open(&t, path, 999), APR_SUCCESS);
+    int missed = 0;
+    for (unsigned i = 0; i < 500; i++) {
+        char k[64];
+        size_t kn = keygen(ids[i], k);
+        kv_ent_t e;
+        missed += sst_get(t, k, kn, pool, &e) == KV_NOTFOUND;
+    }
+    sst_unref(t);
+    cr_assert_gt(missed, 400, "the first-format filter was not consulted (%d of 500 missed)", missed);
 }
 
 /* ---- 3. several processes, several threads, flush and compaction ------ */
@@ -508,4 +532,168 @@ Test(review3, processes_and_threads_with_shared_prefix_zero_keys_lose_nothing, .
         apr_pool_destroy(p);
     }
     munmap(b3, sizeof *b3);
+}
+
+/* ---- 4. a live store whose SSTs carry first-format filters ------------ */
+
+/* Rewrite the bloom block of the SST at path in the first format, from
+ * the keys the file holds. */
+static void rewrite_file_bloom_v1(const char *path)
+{
+    sst_t *t;
+    cr_assert_eq(sst_open(&t, path, 1), APR_SUCCESS);
+    sst_iter_t *it;
+    cr_assert_eq(sst_iter_new(&it, t), APR_SUCCESS);
+    size_t cap = 1024, n = 0;
+    uint32_t *h = malloc(cap * sizeof *h);
+    for (sst_iter_seek_first(it); sst_iter_valid(it); sst_iter_next(it)) {
+        kv_ent_t e;
+        sst_iter_entry(it, &e);
+        if (n == cap)
+            h = realloc(h, (cap *= 2) * sizeof *h);
+        h[n++] = bloom_hash(e.key, e.klen);
+    }
+    cr_assert_eq(sst_iter_status(it), APR_SUCCESS);
+    sst_iter_free(it);
+    sst_unref(t);
+    int fd = open(path, O_RDWR);
+    cr_assert(fd >= 0);
+    struct stat st;
+    cr_assert_eq(fstat(fd, &st), 0);
+    size_t size = (size_t)st.st_size;
+    unsigned char *f = malloc(size);
+    cr_assert_eq(pread(fd, f, size, 0), (ssize_t)size);
+    unsigned char *foot = f + size - 60;
+    uint64_t bloom_off = rd64(foot + 12);
+    size_t len = bloom_size_v1(n, 10);
+    unsigned char *out = malloc(bloom_off + len + 64);
+    memcpy(out, f, bloom_off);
+    bloom_build_v1(h, n, 10, (char *)out + bloom_off);
+    wr32(out + bloom_off + len, crc32c((char *)out + bloom_off, len));
+    unsigned char *nf = out + bloom_off + len + 4;
+    memcpy(nf, foot, 60);
+    wr32(nf + 20, (uint32_t)len);
+    wr32(nf + 56, crc32c((char *)nf, 56));
+    cr_assert_eq(ftruncate(fd, 0), 0);
+    cr_assert_eq(pwrite(fd, out, bloom_off + len + 64, 0), (ssize_t)(bloom_off + len + 64));
+    close(fd);
+    free(out);
+    free(f);
+    free(h);
+}
+
+#define LKEYS 5000
+typedef struct { unsigned long ver[LKEYS]; int fail; char why[300]; } lboard_t;
+
+static int live_check(kv_db_t *db, apr_pool_t *p, lboard_t *lb, unsigned id, char *why, size_t wn)
+{
+    char k[64];
+    size_t kn = keygen(id, k);
+    unsigned long want = __atomic_load_n(&lb->ver[id], __ATOMIC_ACQUIRE), gv = 0;
+    kv_value_t v;
+    apr_status_t rv = kv_get(db, k, kn, p, &v);
+    if (rv != APR_SUCCESS || !val_check(id, v.data, v.len, &gv) || gv < want) {
+        snprintf(why, wn, "id %u: want version >= %lu: rv %d, version %lu", id, want, rv, gv);
+        return 0;
+    }
+    return 1;
+}
+
+Test(review3, live_store_with_first_format_filters_answers_every_key, .timeout = 300)
+{
+    lboard_t *lb = mmap(NULL, sizeof *lb, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(lb, MAP_FAILED);
+    memset(lb, 0, sizeof *lb);
+    {
+        kv_options_t o = tu_opts(64 << 10, 0);
+        kv_db_t *db;
+        apr_pool_t *p;
+        apr_pool_create(&p, pool);
+        cr_assert_eq(kv_db_open(&db, dir, &o, p), APR_SUCCESS);
+        for (unsigned id = 0; id < LKEYS; id++) {
+            char k[64], v[6000];
+            size_t kn = keygen(id, k), vn = valgen(id, 1, v, sizeof v);
+            cr_assert_eq(kv_put(db, k, kn, v, vn, NULL, NULL), APR_SUCCESS);
+            lb->ver[id] = 1;
+            if (id == LKEYS / 2)
+                cr_assert_eq(kv_db_compact(db), APR_SUCCESS);
+        }
+        cr_assert_eq(kv_db_flush(db), APR_SUCCESS);
+        kv_db_close(db);
+        apr_pool_destroy(p);
+    }
+    /* As a build before the blocked filters would have left them. */
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    struct dirent *de;
+    int files = 0;
+    while ((de = readdir(d))) {
+        size_t l = strlen(de->d_name);
+        if (l > 4 && strcmp(de->d_name + l - 4, ".sst") == 0) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+            rewrite_file_bloom_v1(path);
+            files++;
+        }
+    }
+    closedir(d);
+    cr_assert_gt(files, 2);
+    cr_log_info("%d SSTs rewritten with first-format filters", files);
+    /* Two processes: one rewrites a third of the keys (flush and
+     * compaction in the background mix both formats), both read all. */
+    pid_t pids[2];
+    for (int c = 0; c < 2; c++) {
+        pids[c] = fork();
+        cr_assert_geq(pids[c], 0);
+        if (pids[c] == 0) {
+            apr_pool_t *cp = tu_pool();
+            kv_options_t o = tu_opts(64 << 10, 1);
+            kv_db_t *db;
+            if (kv_db_open(&db, dir, &o, cp) != APR_SUCCESS)
+                _exit(3);
+            apr_pool_t *p;
+            apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+            char why[200];
+            for (int round = 0; round < 3 && !lb->fail; round++)
+                for (unsigned id = 0; id < LKEYS && !lb->fail; id++) {
+                    apr_pool_clear(p);
+                    if (c == 0 && id % 3 == (unsigned)round) {
+                        char k[64], v[6000];
+                        unsigned long ver = lb->ver[id] + 1;
+                        size_t kn = keygen(id, k), vn = valgen(id, ver, v, sizeof v);
+                        if (kv_put(db, k, kn, v, vn, NULL, NULL) != APR_SUCCESS) {
+                            lb->fail = 1;
+                            snprintf(lb->why, sizeof lb->why, "put %u failed", id);
+                            break;
+                        }
+                        __atomic_store_n(&lb->ver[id], ver, __ATOMIC_RELEASE);
+                    }
+                    unsigned probe = (id * 2654435761u) % LKEYS;
+                    if (!live_check(db, p, lb, probe, why, sizeof why) && !lb->fail) {
+                        lb->fail = 1;
+                        snprintf(lb->why, sizeof lb->why, "process %d: %s", c, why);
+                    }
+                }
+            apr_pool_destroy(p);
+            kv_db_close(db);
+            _exit(lb->fail ? 1 : 0);
+        }
+    }
+    for (int c = 0; c < 2; c++) {
+        int st;
+        waitpid(pids[c], &st, 0);
+        cr_assert(WIFEXITED(st) && (WEXITSTATUS(st) == 0 || lb->fail), "child %d status %d", c, st);
+    }
+    cr_assert(!lb->fail, "%s", lb->why);
+    kv_options_t o = tu_opts(64 << 10, 0);
+    kv_db_t *db;
+    cr_assert_eq(kv_db_open(&db, dir, &o, pool), APR_SUCCESS);
+    char why[200];
+    for (unsigned id = 0; id < LKEYS; id++)
+        cr_assert(live_check(db, pool, lb, id, why, sizeof why), "after: %s", why);
+    cr_assert_eq(kv_db_compact(db), APR_SUCCESS);
+    for (unsigned id = 0; id < LKEYS; id++)
+        cr_assert(live_check(db, pool, lb, id, why, sizeof why), "after compaction: %s", why);
+    kv_db_close(db);
+    munmap(lb, sizeof *lb);
 }
