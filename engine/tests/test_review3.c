@@ -697,3 +697,91 @@ Test(review3, live_store_with_first_format_filters_answers_every_key, .timeout =
     kv_db_close(db);
     munmap(lb, sizeof *lb);
 }
+
+/* ---- 5. seeks through every level agree with the sorted keys ---------- */
+
+static int cmp_keys_buf(const void *a, const void *b)
+{
+    const unsigned *x = a, *y = b;
+    char ka[64], kb[64];
+    size_t na = keygen(*x, ka), nb = keygen(*y, kb);
+    return key_cmp(ka, na, kb, nb);
+}
+
+Test(review3, store_seeks_of_shared_prefix_zero_keys_land_on_the_next_key, .timeout = 300)
+{
+    enum { N = 6000 };
+    kv_options_t o = tu_opts(32 << 10, 0);
+    kv_db_t *db;
+    cr_assert_eq(kv_db_open(&db, dir, &o, pool), APR_SUCCESS);
+    /* Every other id, in an order that spreads them over L0, L1 and the
+     * memtable. */
+    static unsigned ids[N];
+    size_t n = 0;
+    for (unsigned i = 0; i < N; i += 2) {
+        unsigned id = (i * 2654435761u) % N;
+        id &= ~1u;
+        char k[64], v[6000];
+        size_t kn = keygen(id, k), vn = valgen(id, 1, v, sizeof v);
+        cr_assert_eq(kv_put(db, k, kn, v, vn, NULL, NULL), APR_SUCCESS);
+        if (i == N / 2)
+            cr_assert_eq(kv_db_compact(db), APR_SUCCESS);
+    }
+    for (unsigned id = 0; id < N; id += 2) {
+        char k[64];
+        size_t kn = keygen(id, k);
+        kv_value_t v;
+        if (kv_get(db, k, kn, pool, &v) == APR_SUCCESS)
+            ids[n++] = id;
+    }
+    qsort(ids, n, sizeof *ids, cmp_keys_buf);
+    apr_pool_t *p;
+    apr_pool_create(&p, pool);
+    kv_iter_t *it;
+    int checked = 0;
+    for (unsigned probe = 0; probe < N; probe++) {
+        char k[80];
+        size_t kn = keygen(probe, k);
+        for (int variant = 0; variant < 3; variant++) {
+            char q[80];
+            size_t qn = kn;
+            memcpy(q, k, kn);
+            if (variant == 1)
+                q[qn++] = 0;
+            else if (variant == 2)
+                qn--;
+            if (qn == 0)
+                continue;
+            /* model: first key >= q */
+            size_t lo = 0, hi = n;
+            while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                char mk[64];
+                size_t mn = keygen(ids[mid], mk);
+                if (key_cmp(mk, mn, q, qn) < 0)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            apr_pool_clear(p);
+            cr_assert_eq(kv_iter_open(&it, db, p), APR_SUCCESS);
+            cr_assert_eq(kv_iter_seek(it, q, qn), APR_SUCCESS);
+            if (lo == n)
+                cr_assert(!kv_iter_valid(it), "probe %u variant %d: past the end", probe, variant);
+            else {
+                cr_assert(kv_iter_valid(it), "probe %u variant %d: nothing, want id %u", probe, variant, ids[lo]);
+                const char *gk;
+                apr_size_t gn;
+                kv_iter_key(it, &gk, &gn);
+                char wk[64];
+                size_t wn = keygen(ids[lo], wk);
+                cr_assert(gn == wn && memcmp(gk, wk, wn) == 0, "probe %u variant %d: wrong key, want id %u",
+                          probe, variant, ids[lo]);
+            }
+            kv_iter_close(it);
+            checked++;
+        }
+    }
+    cr_log_info("%d seeks over %zu keys", checked, n);
+    kv_db_close(db);
+}
