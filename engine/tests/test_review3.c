@@ -785,3 +785,58 @@ Test(review3, store_seeks_of_shared_prefix_zero_keys_land_on_the_next_key, .time
     cr_log_info("%d seeks over %zu keys", checked, n);
     kv_db_close(db);
 }
+
+/* ---- 6. long keys: a shared prefix of thousands of bytes --------------- */
+
+/* id -> a key of 3990..4096 bytes: 3990 bytes shared, then bytes of the
+ * id with zero bytes among them, lengths varying. */
+static size_t longkey(unsigned id, char *k)
+{
+    memset(k, 'p', 3990);
+    k[100] = 0;   /* a zero byte inside the shared part too */
+    size_t len = 3990;
+    unsigned x = id;
+    for (int i = 0; i < 3; i++) {
+        k[len++] = (char)((x >> (8 * (2 - i))) & 0xff);
+    }
+    for (unsigned j = 0; j < id % 5; j++)
+        k[len++] = 0;
+    return len;
+}
+
+Test(review3, keys_with_a_3990_byte_shared_prefix_are_found_everywhere, .timeout = 300)
+{
+    enum { N = 3000 };
+    kv_options_t o = tu_opts(256 << 10, 0);
+    kv_db_t *db;
+    cr_assert_eq(kv_db_open(&db, dir, &o, pool), APR_SUCCESS);
+    static char k[4200];
+    for (unsigned id = 0; id < N; id += 1) {
+        if (id % 3 == 2)
+            continue;   /* absent ones in between */
+        size_t kn = longkey(id * 37 % N, k);
+        char v[64];
+        int vn = snprintf(v, sizeof v, "v%u", id * 37 % N);
+        cr_assert_eq(kv_put(db, k, kn, v, (size_t)vn, NULL, NULL), APR_SUCCESS);
+        if (id == N / 2)
+            cr_assert_eq(kv_db_compact(db), APR_SUCCESS);
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        for (unsigned id = 0; id < N; id++) {
+            size_t kn = longkey(id * 37 % N, k);
+            kv_value_t v;
+            apr_status_t rv = kv_get(db, k, kn, pool, &v);
+            if (id % 3 == 2)
+                cr_assert_eq(rv, KV_NOTFOUND, "pass %d: id %u found", pass, id * 37 % N);
+            else {
+                char w[64];
+                int wn = snprintf(w, sizeof w, "v%u", id * 37 % N);
+                cr_assert(rv == APR_SUCCESS && v.len == (size_t)wn && memcmp(v.data, w, (size_t)wn) == 0,
+                          "pass %d: id %u: rv %d", pass, id * 37 % N, rv);
+            }
+        }
+        cr_assert_eq(kv_db_flush(db), APR_SUCCESS);
+        cr_assert_eq(kv_db_compact(db), APR_SUCCESS);
+    }
+    kv_db_close(db);
+}
