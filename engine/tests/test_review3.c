@@ -17,6 +17,8 @@
 #include "bloom.h"
 #include "crc32c.h"
 #include "compress.h"
+#include <sys/prctl.h>
+#include "db_impl.h"
 #include <dirent.h>
 
 static char *dir;
@@ -839,4 +841,204 @@ Test(review3, keys_with_a_3990_byte_shared_prefix_are_found_everywhere, .timeout
         cr_assert_eq(kv_db_compact(db), APR_SUCCESS);
     }
     kv_db_close(db);
+}
+
+/* ---- 7. applied before visible_seq: a reader between the two stores --- */
+
+/* catchup.c applied_to() stores `applied` and then `visible_seq`; a
+ * reader's fast path (catchup_if_behind) loads `applied`, finds it level
+ * with the published end and skips the catch-up, then loads visible_seq
+ * (version_acquire).  A reader whose load of `applied` falls between the
+ * catching-up thread's two stores reads with the previous record's
+ * visible_seq: a write acknowledged (in another process) before the read
+ * started is not seen.  Handle a is the writing process, handle b the
+ * reading one (its own memtables, applied and visible_seq). */
+#define RACE_READERS 2
+#define RACE_PUTS 30000
+static kv_db_t *race_a, *race_b;
+static unsigned long race_acked;
+static int race_done;
+static unsigned long race_seen[RACE_READERS];
+static int race_bad;
+static char race_why[256];
+
+static void *race_writer(void *arg)
+{
+    (void)arg;
+    for (unsigned long v = 1; v <= RACE_PUTS && !__atomic_load_n(&race_bad, __ATOMIC_ACQUIRE); v++) {
+        char val[32];
+        int n = snprintf(val, sizeof val, "%lu", v);
+        if (kv_put(race_a, "hot", 3, val, (size_t)n, NULL, NULL) != APR_SUCCESS) {
+            snprintf(race_why, sizeof race_why, "put %lu failed", v);
+            __atomic_store_n(&race_bad, 1, __ATOMIC_RELEASE);
+            break;
+        }
+        __atomic_store_n(&race_acked, v, __ATOMIC_RELEASE);
+        /* Until one reader has read this version (bounded). */
+        for (long spin = 0; spin < 50; spin++) {
+            int seen = 0;
+            for (int r = 0; r < RACE_READERS; r++)
+                seen |= __atomic_load_n(&race_seen[r], __ATOMIC_ACQUIRE) >= v;
+            if (seen || __atomic_load_n(&race_bad, __ATOMIC_ACQUIRE))
+                break;
+            sched_yield();
+        }
+    }
+    __atomic_store_n(&race_done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void *race_reader(void *arg)
+{
+    int me = (int)(uintptr_t)arg;
+    apr_pool_t *p;
+    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    for (long it = 0; it < 100000000 && !__atomic_load_n(&race_done, __ATOMIC_ACQUIRE)
+                      && !__atomic_load_n(&race_bad, __ATOMIC_ACQUIRE); it++) {
+        unsigned long want = __atomic_load_n(&race_acked, __ATOMIC_ACQUIRE);
+        if (want == 0)
+            continue;
+        kv_value_t v;
+        apr_status_t rv = kv_get(race_b, "hot", 3, p, &v);
+        unsigned long got = 0;
+        if (rv == APR_SUCCESS) {
+            char tmp[32];
+            size_t n = v.len < sizeof tmp - 1 ? v.len : sizeof tmp - 1;
+            memcpy(tmp, v.data, n);
+            tmp[n] = 0;
+            got = strtoul(tmp, NULL, 10);
+        }
+        if (rv != APR_SUCCESS || got < want) {
+            if (__atomic_exchange_n(&race_bad, 1, __ATOMIC_ACQ_REL) == 0)
+                snprintf(race_why, sizeof race_why,
+                         "reader %d, iteration %ld: version %lu acknowledged before the read began, "
+                         "the read returned %lu (rv %d)", me, it, want, got, rv);
+            break;
+        }
+        __atomic_store_n(&race_seen[me], got, __ATOMIC_RELEASE);
+        apr_pool_clear(p);
+    }
+    apr_pool_destroy(p);
+    return NULL;
+}
+
+Test(review3, read_started_after_an_acknowledged_write_in_another_process_sees_it, .timeout = 300)
+{
+    kv_options_t o = tu_opts(64 << 20, 0);
+    cr_assert_eq(kv_db_open(&race_a, dir, &o, pool), APR_SUCCESS);
+    cr_assert_eq(kv_db_open(&race_b, dir, &o, pool), APR_SUCCESS);
+    pthread_t w, r[RACE_READERS];
+    for (int i = 0; i < RACE_READERS; i++)
+        pthread_create(&r[i], NULL, race_reader, (void *)(uintptr_t)i);
+    pthread_create(&w, NULL, race_writer, NULL);
+    pthread_join(w, NULL);
+    for (int i = 0; i < RACE_READERS; i++)
+        pthread_join(r[i], NULL);
+    unsigned long acked = race_acked;
+    kv_db_close(race_a);
+    kv_db_close(race_b);
+    cr_assert(!race_bad, "%s (after %lu acknowledged writes)", race_why, acked);
+}
+
+/* The same instant, made certain: the test has gdb stop handle b's
+ * catch-up right after applied_to's first store (catchup.c line 50, the
+ * store of visible_seq, not yet done) and, at that instant, read "hot"
+ * through b as any other thread of that process could.  The probe reads
+ * only if b already looks level (applied >= the published end), so it
+ * never waits for the state_mu the stopped catch-up holds. */
+volatile int review3_armed, review3_gdb_ready, review3_probe_ran, review3_in_window;
+volatile unsigned long review3_probe_version, review3_probe_applied, review3_probe_end,
+    review3_probe_visible, review3_probe_last;
+static kv_db_t *probe_db;
+
+void review3_probe(void);
+void review3_probe(void)
+{
+    review3_probe_ran = 1;
+    uint64_t end = shm_end(&probe_db->shm), applied = __atomic_load_n(&probe_db->applied, __ATOMIC_ACQUIRE);
+    review3_probe_applied = applied;
+    review3_probe_end = end;
+    review3_probe_visible = __atomic_load_n(&probe_db->visible_seq, __ATOMIC_ACQUIRE);
+    review3_probe_last = probe_db->last_seq;
+    if (applied < end)
+        return;   /* not level yet: kv_get would wait for state_mu */
+    review3_in_window = 1;
+    apr_pool_t *p;
+    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    kv_value_t v;
+    apr_status_t rv = kv_get(probe_db, "hot", 3, p, &v);
+    char tmp[32] = "0";
+    if (rv == APR_SUCCESS) {
+        size_t n = v.len < sizeof tmp - 1 ? v.len : sizeof tmp - 1;
+        memcpy(tmp, v.data, n);
+        tmp[n] = 0;
+    }
+    review3_probe_version = rv == APR_SUCCESS ? strtoul(tmp, NULL, 10) : 0;
+    apr_pool_destroy(p);
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+Test(review3, read_between_applied_and_visible_seq_stores_misses_an_acknowledged_write, .timeout = 120)
+{
+    if (access("/usr/bin/gdb", X_OK) != 0)
+        cr_skip_test("needs gdb");
+    kv_options_t o = tu_opts(64 << 20, 0);
+    kv_db_t *a, *b;
+    cr_assert_eq(kv_db_open(&a, dir, &o, pool), APR_SUCCESS);
+    cr_assert_eq(kv_db_open(&b, dir, &o, pool), APR_SUCCESS);
+    probe_db = b;
+    kv_value_t v;
+    cr_assert_eq(kv_put(a, "hot", 3, "1", 1, NULL, NULL), APR_SUCCESS);
+    cr_assert_eq(kv_get(b, "hot", 3, pool, &v), APR_SUCCESS);   /* b level with v1 */
+    cr_assert_eq(kv_put(a, "hot", 3, "2", 1, NULL, NULL), APR_SUCCESS);   /* v2 acknowledged */
+    /* gdb, attached to this process, stops b's catch-up between the stores. */
+    char script[4096];
+    snprintf(script, sizeof script, "%s/gdb.cmd", dir);
+    FILE *f = fopen(script, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "set pagination off\nset confirm off\n"
+               "break catchup.c:50 if review3_armed\n"
+               "commands\nsilent\nset var review3_armed = 0\ncall (void)review3_probe()\ndetach\nquit\nend\n"
+               "set var review3_gdb_ready = 1\ncontinue\n");
+    fclose(f);
+    prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
+    pid_t me = getpid();
+    pid_t g = fork();
+    cr_assert_geq(g, 0);
+    if (g == 0) {
+        char pid[32];
+        snprintf(pid, sizeof pid, "%d", (int)me);
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 1);
+        execl("/usr/bin/gdb", "gdb", "-q", "-nx", "-batch", "-p", pid, "-x", script, (char *)NULL);
+        _exit(127);
+    }
+    int64_t t0 = mono_ns();
+    while (!review3_gdb_ready && mono_ns() - t0 < 60 * 1000000000LL)
+        sched_yield();
+    cr_assert(review3_gdb_ready, "gdb did not attach");
+    review3_armed = 1;
+    apr_status_t rv = kv_get(b, "hot", 3, pool, &v);   /* catches up: stopped at the instant */
+    review3_armed = 0;
+    int st;
+    waitpid(g, &st, 0);
+    cr_assert_eq(rv, APR_SUCCESS);
+    cr_assert(v.len == 1 && v.data[0] == '2', "the catching-up read itself answers v2");
+    cr_assert(review3_probe_ran, "the breakpoint was not reached");
+    cr_assert(review3_in_window, "stopped before the first store (applied %lu, end %lu)",
+              review3_probe_applied, review3_probe_end);
+    cr_assert_eq(review3_probe_version, 2,
+                 "a read in handle b at that instant (applied %#lx >= published end %#lx, so no catch-up; "
+                 "visible_seq %lu, last_seq %lu) answered version %lu of \"hot\", though version 2 was "
+                 "acknowledged by handle a before the read began",
+                 review3_probe_applied, review3_probe_end, review3_probe_visible, review3_probe_last,
+                 review3_probe_version);
+    kv_db_close(a);
+    kv_db_close(b);
 }
