@@ -43,11 +43,16 @@ static apr_status_t apply_batch(kv_db_t *db, const wal_view_t *v)
     return r == 0 ? APR_SUCCESS : KV_CORRUPT;
 }
 
-/* A record applied whole: this process is level with its end. */
+/* A record applied whole: this process is level with its end.  What it
+ * made visible first, then how far: a reader that finds `applied` level
+ * with the published end skips its catch-up and reads at visible_seq,
+ * so visible_seq must already cover the record (release, then the
+ * reader's acquire of `applied`).  The other order let a reader in
+ * between answer with the record before (review3/read_between_...). */
 static void applied_to(kv_db_t *db, uint64_t pos)
 {
-    ATOMIC_STORE(&db->applied, pos);
     ATOMIC_STORE(&db->visible_seq, db->last_seq);
+    ATOMIC_STORE(&db->applied, pos);
 }
 
 typedef struct {
@@ -230,8 +235,8 @@ static apr_status_t install_manifest(kv_db_t *db, manifest_t *m)
     /* Without a reset nothing new became visible: last_seq may run ahead
      * of visible_seq inside a record whose apply failed part-way. */
     if (reset) {
+        ATOMIC_STORE(&db->visible_seq, db->last_seq);   /* before applied: applied_to */
         ATOMIC_STORE(&db->applied, logpos(m->log_start, 0));
-        ATOMIC_STORE(&db->visible_seq, db->last_seq);
     }
     return APR_SUCCESS;
 fail:

@@ -11,6 +11,9 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
 #include "testutil.h"
 #include "memtable.h"
 #include "sst.h"
@@ -941,11 +944,14 @@ Test(review3, read_started_after_an_acknowledged_write_in_another_process_sees_i
 }
 
 /* The same instant, made certain: the test has gdb stop handle b's
- * catch-up right after applied_to's first store (catchup.c line 50, the
- * store of visible_seq, not yet done) and, at that instant, read "hot"
- * through b as any other thread of that process could.  The probe reads
- * only if b already looks level (applied >= the published end), so it
- * never waits for the state_mu the stopped catch-up holds. */
+ * catch-up between applied_to's two stores (at the second, whichever it
+ * is: the line is read from engine/catchup.c) and, at that instant, read
+ * "hot" through b as any other thread of that process could.  The probe
+ * reads only if b already looks level (applied >= the published end), so
+ * it never waits for the state_mu the stopped catch-up holds.  With
+ * `applied` stored first it found b level and read version 1; with
+ * visible_seq first, b is not yet level there, and any reader that finds
+ * it level sees version 2. */
 volatile int review3_armed, review3_gdb_ready, review3_probe_ran, review3_in_window;
 volatile unsigned long review3_probe_version, review3_probe_applied, review3_probe_end,
     review3_probe_visible, review3_probe_last;
@@ -977,6 +983,27 @@ void review3_probe(void)
     apr_pool_destroy(p);
 }
 
+/* The line of applied_to's second store in engine/catchup.c, or 0. */
+static int second_store_line(void)
+{
+    FILE *f = fopen("engine/catchup.c", "r");
+    if (!f)
+        return 0;
+    char line[512];
+    int n = 0, in = 0, applied = 0, visible = 0;
+    while (fgets(line, sizeof line, f) && !(applied && visible)) {
+        n++;
+        if (strstr(line, "static void applied_to("))
+            in = 1;
+        else if (in && strstr(line, "ATOMIC_STORE(&db->applied"))
+            applied = n;
+        else if (in && strstr(line, "ATOMIC_STORE(&db->visible_seq"))
+            visible = n;
+    }
+    fclose(f);
+    return applied && visible ? (applied > visible ? applied : visible) : 0;
+}
+
 static int64_t mono_ns(void)
 {
     struct timespec ts;
@@ -988,6 +1015,13 @@ Test(review3, read_between_applied_and_visible_seq_stores_misses_an_acknowledged
 {
     if (access("/usr/bin/gdb", X_OK) != 0)
         cr_skip_test("needs gdb");
+#ifdef RUNNING_ON_VALGRIND
+    if (RUNNING_ON_VALGRIND)
+        cr_skip_test("gdb cannot stop code valgrind runs");
+#endif
+    int at = second_store_line();
+    if (!at)
+        cr_skip_test("needs engine/catchup.c (run from the top of the tree)");
     kv_options_t o = tu_opts(64 << 20, 0);
     kv_db_t *a, *b;
     cr_assert_eq(kv_db_open(&a, dir, &o, pool), APR_SUCCESS);
@@ -1003,9 +1037,9 @@ Test(review3, read_between_applied_and_visible_seq_stores_misses_an_acknowledged
     FILE *f = fopen(script, "w");
     cr_assert_not_null(f);
     fprintf(f, "set pagination off\nset confirm off\n"
-               "break catchup.c:50 if review3_armed\n"
+               "break catchup.c:%d if review3_armed\n"
                "commands\nsilent\nset var review3_armed = 0\ncall (void)review3_probe()\ndetach\nquit\nend\n"
-               "set var review3_gdb_ready = 1\ncontinue\n");
+               "set var review3_gdb_ready = 1\ncontinue\n", at);
     fclose(f);
     prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
     pid_t me = getpid();
@@ -1031,9 +1065,8 @@ Test(review3, read_between_applied_and_visible_seq_stores_misses_an_acknowledged
     cr_assert_eq(rv, APR_SUCCESS);
     cr_assert(v.len == 1 && v.data[0] == '2', "the catching-up read itself answers v2");
     cr_assert(review3_probe_ran, "the breakpoint was not reached");
-    cr_assert(review3_in_window, "stopped before the first store (applied %lu, end %lu)",
-              review3_probe_applied, review3_probe_end);
-    cr_assert_eq(review3_probe_version, 2,
+    if (review3_in_window)
+        cr_assert_eq(review3_probe_version, 2,
                  "a read in handle b at that instant (applied %#lx >= published end %#lx, so no catch-up; "
                  "visible_seq %lu, last_seq %lu) answered version %lu of \"hot\", though version 2 was "
                  "acknowledged by handle a before the read began",
