@@ -234,6 +234,12 @@ apr_status_t write_recover(kv_db_t *db)
  * published end. */
 static apr_status_t lock_and_catch_up(kv_db_t *db)
 {
+    /* Most of what other processes appended since this one last wrote can
+     * be applied before the lock, as a reader applies it (catchup.c): the
+     * log lock, which every process's writers queue for, is then held
+     * only for the little published meanwhile.  A failure here is met
+     * again below, under the lock, and answered there. */
+    (void)catchup_if_behind(db);
     apr_status_t rv = log_lock(db);
     if (rv)
         return rv;
