@@ -137,8 +137,14 @@ static void *mt_reader(void *arg)
         int done = __atomic_load_n(&mt_done, __ATOMIC_ACQUIRE);
         r = r * 1103515245u + 12345u;
         unsigned id = (r >> 8) % MT_KEYS;
+        /* The writer stores acked[id] before visible: a reader can find
+         * acked[id] ahead of visible, and then the version asked for
+         * (newest at or below visible) is an older one.  Only an acked
+         * version at or below visible must be found. */
         uint64_t a = __atomic_load_n(&mt_acked[id], __ATOMIC_ACQUIRE);
         uint64_t vis = __atomic_load_n(&mt_visible, __ATOMIC_ACQUIRE);
+        if (a > vis)
+            a = 0;
         char k[64];
         size_t kn = keygen(id, k);
         kv_ent_t e;
