@@ -1062,7 +1062,14 @@ Test(review3, read_between_applied_and_visible_seq_stores_misses_an_acknowledged
     int64_t t0 = mono_ns();
     while (!review3_gdb_ready && mono_ns() - t0 < 60 * 1000000000LL)
         sched_yield();
-    cr_assert(review3_gdb_ready, "gdb did not attach");
+    if (!review3_gdb_ready) {
+        /* The machine refuses ptrace (a container without it, say). */
+        kill(g, SIGKILL);
+        waitpid(g, NULL, 0);
+        kv_db_close(a);
+        kv_db_close(b);
+        cr_skip_test("gdb could not attach to the test");
+    }
     review3_armed = 1;
     apr_status_t rv = kv_get(b, "hot", 3, pool, &v);   /* catches up: stopped at the instant */
     review3_armed = 0;
