@@ -11,9 +11,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
 #include "testutil.h"
 #include "memtable.h"
 #include "sst.h"
@@ -396,7 +393,7 @@ Test(review3, sst_shared_prefix_zero_keys_found_with_blocked_and_first_format_fi
 #define NP 3
 #define NT 3
 #define PKEYS 1500     /* ids each thread owns: NPFX + (p*NT+t)*PKEYS ... */
-#define PWRITES 2500
+#define PWRITES tu_scaled(2500)
 
 typedef struct {
     uint64_t acked[NP * NT * PKEYS];   /* version acknowledged per key slot */
@@ -863,7 +860,7 @@ Test(review3, keys_with_a_3990_byte_shared_prefix_are_found_everywhere, .timeout
  * started is not seen.  Handle a is the writing process, handle b the
  * reading one (its own memtables, applied and visible_seq). */
 #define RACE_READERS 2
-#define RACE_PUTS 30000
+#define RACE_PUTS ((unsigned long)tu_scaled(30000))
 static kv_db_t *race_a, *race_b;
 static unsigned long race_acked;
 static int race_done;
@@ -1021,10 +1018,8 @@ Test(review3, read_between_applied_and_visible_seq_stores_misses_an_acknowledged
 {
     if (access("/usr/bin/gdb", X_OK) != 0)
         cr_skip_test("needs gdb");
-#ifdef RUNNING_ON_VALGRIND
     if (RUNNING_ON_VALGRIND)
         cr_skip_test("gdb cannot stop code valgrind runs");
-#endif
     int at = second_store_line();
     if (!at)
         cr_skip_test("needs engine/catchup.c (run from the top of the tree)");

@@ -116,9 +116,9 @@ Test(review4, writer_behind_a_removed_log_catches_up_and_cas_sees_the_latest, .t
 #define NPROC 3
 #define NWRT 2          /* plain writers per process, each owns its keys */
 #define KEYS_PER 200
-#define WRITES 20000
-#define CAS_TRIES 8000
-#define READS 150000
+#define WRITES tu_scaled(20000)
+#define CAS_TRIES tu_scaled(8000)
+#define READS tu_scaled(150000)
 #define NKEY (NPROC * NWRT * KEYS_PER)
 
 typedef struct {

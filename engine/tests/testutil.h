@@ -14,6 +14,20 @@
 #include <sched.h>
 #include <time.h>
 #include "kvlsm.h"
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
+
+/* A stress loop's count: n, or a fiftieth of it (at least 1) under
+ * valgrind, which runs a process's threads one at a time, so races are
+ * not what it looks for and the full count would take hours. */
+static inline long tu_scaled(long n)
+{
+    return RUNNING_ON_VALGRIND ? (n / 50 > 0 ? n / 50 : 1) : n;
+}
 
 static inline int tu_rm_one(const char *p, const struct stat *s, int f, struct FTW *w)
 {
