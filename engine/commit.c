@@ -19,9 +19,7 @@
  * leader takes every one the synced end covers, so the count it gathers
  * against is of writers still waiting, not of covered ones that have not
  * yet woken. */
-#ifndef GATHER_YIELDS
 #define GATHER_YIELDS 512
-#endif
 #define GATHER_MIN_US 50
 
 typedef struct sync_waiter {

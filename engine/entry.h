@@ -51,6 +51,17 @@ static inline int key_cmp(const char *a, size_t alen, const char *b, size_t blen
     return alen < blen ? -1 : alen > blen ? 1 : 0;
 }
 
+/* Bytes [skip, skip+8) of a key as a big-endian integer, zero-padded:
+ * for keys that share their first skip bytes, a smaller prefix means a
+ * smaller key (equal prefixes decide nothing). */
+static inline uint64_t key_prefix_at(const char *k, size_t n, size_t skip)
+{
+    uint64_t p = 0;
+    for (size_t i = skip; i < skip + 8; i++)
+        p = (p << 8) | (i < n ? (unsigned char)k[i] : 0);
+    return p;
+}
+
 /* Internal order: key ascending, then sequence number descending (newest
  * version of a key first). */
 static inline int ent_cmp(const char *ak, size_t aklen, uint64_t aseq,

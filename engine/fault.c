@@ -335,7 +335,9 @@ void fault_fail(int op, const char *ext, uint64_t nth, uint64_t count, int err,
     pthread_mutex_unlock(&rule_mu);
 }
 
-void fault_call(int op, const char *ext, uint64_t nth, void (*fn)(void *), void *arg)
+/* A rule that runs fn at the nth matching operation, which then goes
+ * ahead (err 0) or fails with err. */
+static void add_call(int op, const char *ext, uint64_t nth, void (*fn)(void *), void *arg, int err)
 {
     pthread_mutex_lock(&rule_mu);
     int before = nrules;
@@ -345,17 +347,19 @@ void fault_call(int op, const char *ext, uint64_t nth, void (*fn)(void *), void 
     if (nrules > before) {
         rules[nrules - 1].fn = fn;
         rules[nrules - 1].arg = arg;
+        rules[nrules - 1].err = err;
     }
     pthread_mutex_unlock(&rule_mu);
 }
 
+void fault_call(int op, const char *ext, uint64_t nth, void (*fn)(void *), void *arg)
+{
+    add_call(op, ext, nth, fn, arg, 0);
+}
+
 void fault_call_fail(int op, const char *ext, uint64_t nth, void (*fn)(void *), void *arg, int err)
 {
-    fault_call(op, ext, nth, fn, arg);
-    pthread_mutex_lock(&rule_mu);
-    if (nrules > 0 && rules[nrules - 1].fn == fn)
-        rules[nrules - 1].err = err;
-    pthread_mutex_unlock(&rule_mu);
+    add_call(op, ext, nth, fn, arg, err);
 }
 
 void fault_clear(void)

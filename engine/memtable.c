@@ -136,14 +136,6 @@ static size_t node_bytes(size_t klen, int height, size_t vlen)
  * skiplist descent. */
 #define MT_BLOOM_PROBES 4
 
-static uint64_t key_prefix(const char *k, size_t n)
-{
-    uint64_t p = 0;
-    for (size_t i = 0; i < 8; i++)
-        p = (p << 8) | (i < n ? (unsigned char)k[i] : 0);
-    return p;
-}
-
 memtable_t *mt_create(void)
 {
     return mt_create_sized(4u << 20);
@@ -217,7 +209,7 @@ static node_t *next_of(node_t *n, int level)
     return __atomic_load_n(&node_next(n)[level], __ATOMIC_ACQUIRE);
 }
 
-/* Compare node n with (key, seq) in internal order; pfx is key_prefix(key). */
+/* Compare node n with (key, seq) in internal order; pfx is key_prefix_at(key, klen, 0). */
 static int node_cmp(node_t *n, const char *key, size_t klen, uint64_t pfx, uint64_t seq)
 {
     if (n->prefix != pfx)
@@ -233,7 +225,7 @@ static int node_cmp(node_t *n, const char *key, size_t klen, uint64_t pfx, uint6
 static node_t *find_ge(memtable_t *mt, const char *key, size_t klen, uint64_t seq,
                        node_t **prev)
 {
-    uint64_t pfx = key_prefix(key, klen);
+    uint64_t pfx = key_prefix_at(key, klen, 0);
     node_t *x = mt->head, *ge = NULL;   /* ge: a node already found >= key */
     int level = __atomic_load_n(&mt->height, __ATOMIC_ACQUIRE) - 1;
     for (;;) {
@@ -317,7 +309,7 @@ apr_status_t mt_add(memtable_t *mt, const kv_ent_t *e)
     memcpy(node_key(n), e->key, e->klen);
     if (vlen)
         memcpy(node_val(n), e->val, vlen);
-    n->prefix = key_prefix(e->key, e->klen);
+    n->prefix = key_prefix_at(e->key, e->klen, 0);
     uint64_t bits, *word = bloom_word(mt, e->key, e->klen, &bits);
     __atomic_fetch_or(word, bits, __ATOMIC_RELAXED);
     int cur = __atomic_load_n(&mt->height, __ATOMIC_RELAXED);

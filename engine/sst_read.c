@@ -172,15 +172,6 @@ static void sst_free(sst_t *t)
     free(t);
 }
 
-/* Bytes [skip, skip+8) of a key, big-endian, zero-padded. */
-static uint64_t prefix_at(const char *key, size_t klen, size_t skip)
-{
-    uint64_t p = 0;
-    for (size_t i = skip; i < skip + 8; i++)
-        p = (p << 8) | (i < klen ? (unsigned char)key[i] : 0);
-    return p;
-}
-
 static apr_status_t build_prefixes(sst_t *t)
 {
     const blk_t *a = &t->blocks[0], *z = &t->blocks[t->nblocks - 1];
@@ -190,7 +181,7 @@ static apr_status_t build_prefixes(sst_t *t)
     if (!(t->pfx = malloc(t->nblocks * sizeof(uint64_t))))
         return APR_ENOMEM;
     for (uint32_t i = 0; i < t->nblocks; i++)
-        t->pfx[i] = prefix_at(t->blocks[i].last, t->blocks[i].last_len, skip);
+        t->pfx[i] = key_prefix_at(t->blocks[i].last, t->blocks[i].last_len, skip);
     t->skip = skip;
     return APR_SUCCESS;
 }
@@ -523,7 +514,7 @@ static uint32_t find_block(const sst_t *t, const char *key, size_t klen)
      * of them or after all of them. */
     if (klen < t->skip || memcmp(key, t->blocks[0].last, t->skip) != 0)
         return key_cmp(key, klen, t->blocks[0].last, t->blocks[0].last_len) <= 0 ? 0 : hi;
-    uint64_t kp = prefix_at(key, klen, t->skip);
+    uint64_t kp = key_prefix_at(key, klen, t->skip);
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
         uint64_t mp = t->pfx[mid];

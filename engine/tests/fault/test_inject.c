@@ -9,9 +9,8 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include "testutil.h"
+#include "versioned.h"
 #include "fault.h"
-
-#define VAL_BYTES 700
 
 typedef struct {
     char *dir;
@@ -21,23 +20,6 @@ typedef struct {
     unsigned long acked_ver[4096];
     int absent[4096];   /* a failed write to a key nobody wrote before */
 } fx_t;
-
-static size_t val(char *buf, size_t cap, unsigned long key, unsigned long ver)
-{
-    int n = snprintf(buf, cap, "k%lu-v%lu:", key, ver);
-    size_t len = VAL_BYTES + (key * 37 + ver) % 900;
-    for (size_t i = (size_t)n; i < len && i < cap; i++)
-        buf[i] = (char)('a' + (i + ver) % 26);
-    return len < cap ? len : cap;
-}
-
-static apr_status_t put(kv_db_t *db, unsigned long key, unsigned long ver)
-{
-    char k[32], v[4096];
-    snprintf(k, sizeof k, "key%05lu", key);
-    size_t n = val(v, sizeof v, key, ver);
-    return kv_put(db, k, strlen(k), v, n, NULL, NULL);
-}
 
 /* The key reads as version ver (0: absent) through db. */
 static void expect(kv_db_t *db, apr_pool_t *pool, unsigned long key, unsigned long ver, const char *who)

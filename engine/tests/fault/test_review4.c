@@ -14,10 +14,10 @@
 #include <sys/wait.h>
 #include <sys/stat.h>
 #include "testutil.h"
+#include "versioned.h"
 #include "fault.h"
 #include "db_impl.h"
 
-#define VAL_BYTES 700
 #define NKEYS 512
 
 typedef struct {
@@ -27,28 +27,6 @@ typedef struct {
     unsigned long acked_ver[NKEYS];
     int absent[NKEYS];
 } fx_t;
-
-static size_t val(char *buf, size_t cap, unsigned long key, unsigned long ver)
-{
-    int n = snprintf(buf, cap, "k%lu-v%lu:", key, ver);
-    size_t len = VAL_BYTES + (key * 37 + ver) % 900;
-    for (size_t i = (size_t)n; i < len && i < cap; i++)
-        buf[i] = (char)('a' + (i + ver) % 26);
-    return len < cap ? len : cap;
-}
-
-static apr_status_t put_seq(kv_db_t *db, unsigned long key, unsigned long ver, apr_uint64_t *seq)
-{
-    char k[32], v[4096];
-    snprintf(k, sizeof k, "key%05lu", key);
-    size_t n = val(v, sizeof v, key, ver);
-    return kv_put(db, k, strlen(k), v, n, NULL, seq);
-}
-
-static apr_status_t put(kv_db_t *db, unsigned long key, unsigned long ver)
-{
-    return put_seq(db, key, ver, NULL);
-}
 
 /* What db answers for key: its version (0: absent), -1 on any error or a
  * value that is not one we wrote. */
