@@ -49,9 +49,10 @@ static void *APR_THREAD_FUNC bg_main(apr_thread_t *t, void *data)
         if (db->stop)
             break;
         db->kicked = 0;
-        int dirty = db->dirty;
-        db->dirty = 0;
         apr_thread_mutex_unlock(db->bg_mu);
+        /* Taken before the sync reads the end: a write published before
+         * its writer set the flag is covered by this sync or the next. */
+        int dirty = __atomic_exchange_n(&db->dirty, 0, __ATOMIC_ACQ_REL);
         if (dirty)
             commit_sync_dirty(db);
         background_work(db);

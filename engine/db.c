@@ -242,11 +242,8 @@ static apr_status_t do_write(kv_db_t *db, wkind_e kind, wal_rec_t *rec,
         rv = commit_wait_durable(db, w.log_no, w.end);
         __atomic_fetch_sub(&db->sync_inflight, 1, __ATOMIC_ACQ_REL);
     }
-    else if (db->opts.sync_mode == KV_SYNC_INTERVAL) {
-        apr_thread_mutex_lock(db->bg_mu);
-        db->dirty = 1;
-        apr_thread_mutex_unlock(db->bg_mu);
-    }
+    else if (db->opts.sync_mode == KV_SYNC_INTERVAL && !ATOMIC_LOAD(&db->dirty))
+        __atomic_store_n(&db->dirty, 1, __ATOMIC_RELEASE);   /* loaded first: no line bouncing */
     return rv;
 }
 

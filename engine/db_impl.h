@@ -121,7 +121,7 @@ struct kv_db_t {
     struct sync_waiter *sync_list; /* writers waiting for a sync not yet covered (sync_mu) */
     int sync_inflight;         /* KV_SYNC_ALWAYS writers between entry and durable (atomic) */
     apr_interval_time_t sync_us; /* how long this process's last fdatasync took (sync_mu) */
-    int dirty;              /* bg_mu: unsynced writes of this process */
+    int dirty;              /* atomic: unsynced writes of this process */
 
     /* Background thread (bg_mu). */
     apr_thread_t *bg;

@@ -40,10 +40,14 @@ typedef struct chunk {
     char data[];
 } chunk_t;
 
-/* Zeroed pages of our own, or NULL. */
+/* Zeroed pages of our own, or NULL.  Populated up front: every page of a
+ * chunk is written within the next few thousand inserts anyway, and one
+ * system call that fills them costs far less than a fault per page (on
+ * this VM a fault is a trap to the hypervisor: 5% of a writer's time). */
 static void *pages_alloc(size_t n)
 {
-    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
 

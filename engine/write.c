@@ -247,11 +247,8 @@ static apr_status_t lock_and_catch_up(kv_db_t *db)
         rv = KV_SYNCFAIL;
     else if (__atomic_load_n(&db->shm.m->recover, __ATOMIC_ACQUIRE))
         rv = KV_CORRUPT;   /* recovery failed at open: nothing is published */
-    else {
-        apr_thread_mutex_lock(db->state_mu);
-        rv = catchup_to(db, shm_end(&db->shm));
-        apr_thread_mutex_unlock(db->state_mu);
-    }
+    else
+        rv = catchup_if_behind(db);   /* the end cannot move while we hold the lock */
     if (rv)
         shm_unlock(&db->shm);
     return rv;
