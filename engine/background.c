@@ -52,7 +52,7 @@ static void *APR_THREAD_FUNC bg_main(apr_thread_t *t, void *data)
         apr_thread_mutex_unlock(db->bg_mu);
         /* Taken before the sync reads the end: a write published before
          * its writer set the flag is covered by this sync or the next. */
-        int dirty = __atomic_exchange_n(&db->dirty, 0, __ATOMIC_ACQ_REL);
+        int dirty = __atomic_exchange_n(&db->dirty, 0, __ATOMIC_SEQ_CST);
         if (dirty)
             commit_sync_dirty(db);
         background_work(db);

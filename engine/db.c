@@ -242,8 +242,12 @@ static apr_status_t do_write(kv_db_t *db, wkind_e kind, wal_rec_t *rec,
         rv = commit_wait_durable(db, w.log_no, w.end);
         __atomic_fetch_sub(&db->sync_inflight, 1, __ATOMIC_ACQ_REL);
     }
-    else if (db->opts.sync_mode == KV_SYNC_INTERVAL && !ATOMIC_LOAD(&db->dirty))
-        __atomic_store_n(&db->dirty, 1, __ATOMIC_RELEASE);   /* loaded first: no line bouncing */
+    else if (db->opts.sync_mode == KV_SYNC_INTERVAL
+             && !__atomic_load_n(&db->dirty, __ATOMIC_SEQ_CST))
+        /* Loaded first: no line bouncing.  Sequentially consistent with
+         * the background thread's exchange: it cannot miss this flag and
+         * also sync at an end read before this write was published. */
+        __atomic_store_n(&db->dirty, 1, __ATOMIC_SEQ_CST);
     return rv;
 }
 

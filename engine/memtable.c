@@ -40,14 +40,17 @@ typedef struct chunk {
     char data[];
 } chunk_t;
 
-/* Zeroed pages of our own, or NULL.  Populated up front: every page of a
- * chunk is written within the next few thousand inserts anyway, and one
- * system call that fills them costs far less than a fault per page (on
- * this VM a fault is a trap to the hypervisor: 5% of a writer's time). */
-static void *pages_alloc(size_t n)
+/* Zeroed pages of our own, or NULL.  populate: filled up front, for a
+ * chunk after a memtable's first: such a table is being written, every
+ * page of the chunk is written within the next few thousand inserts, and
+ * one system call that fills them costs far less than a fault per page
+ * (on this VM a fault is a trap to the hypervisor: 5% of a writer's
+ * time).  A table's first chunk and its filter fill as they are touched,
+ * so an idle process's empty table holds next to nothing. */
+static void *pages_alloc(size_t n, int populate)
 {
     void *p = mmap(NULL, n, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+                   MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0), -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
 
@@ -82,7 +85,7 @@ static void *arena_alloc(memtable_t *mt, size_t n)
         /* Big entries get a chunk of their own so little space is lost. */
         size_t cap = n > CHUNK_BYTES / 4 ? n : CHUNK_BYTES - sizeof(chunk_t);
         size_t mapped = sizeof(chunk_t) + cap;
-        chunk_t *nc = pages_alloc(mapped);
+        chunk_t *nc = pages_alloc(mapped, c != NULL);
         if (!nc)
             return NULL;
         nc->used = 0;
@@ -154,7 +157,7 @@ memtable_t *mt_create_sized(size_t capacity_bytes)
     size_t bits = 1u << 16;
     while (bits < capacity_bytes / 4 && bits < ((size_t)1 << 27))
         bits <<= 1;
-    mt->bloom = pages_alloc(bits / 8);
+    mt->bloom = pages_alloc(bits / 8, 0);
     if (!mt->bloom) {
         free(mt);
         return NULL;

@@ -1,0 +1,18 @@
+#!/bin/sh
+# run.sh [fileio.c] -- build engine/fileio.c for armhf and i386 (the flags
+# apr-1-config gives: no _FILE_OFFSET_BITS=64) and run pwrite_abi under
+# qemu-user.  Needs gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
+# gcc-i686-linux-gnu libc6-dev-i386-cross qemu-user.  Fails if either fails.
+here=$(dirname "$0"); top=$here/../../..
+src=${1:-$top/engine/fileio.c}
+out=${TMPDIR:-/tmp}/pwrite_abi
+rc=0
+for t in arm-linux-gnueabihf:qemu-arm i686-linux-gnu:qemu-i386; do
+    cc=${t%%:*}-gcc; qemu=${t##*:}
+    $cc -O2 -Wall -D_GNU_SOURCE -I"$here/shim" -I"$top/engine" -static \
+        -o "$out.${t%%:*}" "$here/pwrite_abi.c" "$src" || exit 2
+    printf '%s: ' "${t%%:*}"
+    $qemu "$out.${t%%:*}" | tr '\n' ' '; echo
+    $qemu "$out.${t%%:*}" >/dev/null || rc=1
+done
+exit $rc
