@@ -137,17 +137,25 @@ static long kv_scan_(engine_t *e)
     apr_pool_destroy(p);
     return n;
 }
-/* This process's resident set, MiB (both engines share the process). */
-static long rss_mib(void)
+/* A figure of this process's /proc/self/status, KiB (both engines share
+ * the process): VmRSS (its resident set, mapped files included) or
+ * RssAnon (its own memory). */
+static long status_kib(const char *field)
 {
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
     long kb = -1;
+    size_t n = strlen(field);
     while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+        if (!strncmp(line, field, n) && line[n] == ':' && sscanf(line + n + 1, "%ld", &kb) == 1)
             break;
     if (f)
         fclose(f);
+    return kb;
+}
+static long rss_mib(void)
+{
+    long kb = status_kib("VmRSS");
     return kb < 0 ? -1 : kb / 1024;
 }
 
@@ -160,10 +168,12 @@ static void kv_report_(engine_t *e)
     for (int l = 0; l < KV_MAX_LEVELS; l++)
         if (st.level_files[l])
             printf(" L%d %lu/%.1fMB", l, (unsigned long)st.level_files[l], st.level_bytes[l] / 1e6);
-    printf("; flushes %lu, compactions %lu, stalls %lu (%.0f ms), syncs %lu; mapped %.1f MB; process RSS %ld MiB\n",
+    printf("; flushes %lu, compactions %lu, stalls %lu (%.0f ms), syncs %lu; mapped %.1f MB; process RSS %ld MiB"
+           "; private %ld KiB (SST indexes %lu KiB)\n",
            (unsigned long)st.flushes, (unsigned long)st.compactions,
            (unsigned long)st.write_stalls, st.write_stall_us / 1e3, (unsigned long)st.syncs,
-           st.sst_mapped_bytes / 1e6, rss_mib());
+           st.sst_mapped_bytes / 1e6, rss_mib(), status_kib("RssAnon"),
+           (unsigned long)(st.sst_private_bytes / 1024));
 }
 
 static int ldb_open_(engine_t *e, const char *dir, int sync)

@@ -446,6 +446,7 @@ apr_status_t kv_db_stats(kv_db_t *db, kv_stats_t *st)
         st->level_bytes[f->level] += f->bytes;
     }
     st->sst_mapped_bytes = sst_mapped_bytes();
+    st->sst_private_bytes = sst_private_bytes();
     st->memtable_bytes = mt_bytes(v->mem);
     for (int i = 0; i < v->nimm; i++)
         st->memtable_bytes += mt_bytes(v->imm[i]);

@@ -183,6 +183,8 @@ typedef struct {
     apr_uint64_t wal_bytes;       /* logs not yet flushed */
     apr_uint64_t last_seq;
     apr_uint64_t sst_mapped_bytes; /* SST bytes this process reads through mappings */
+    apr_uint64_t sst_private_bytes; /* this process's own memory for SST indexes
+                                       (and for the filters of unmapped files) */
     /* Counters (KV_STATS_COUNTERS) and the latency histogram: store-wide
      * when counters_shared, what every process that has the directory
      * open counts into (the file STATS), monotonic, kept across every

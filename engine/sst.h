@@ -56,6 +56,7 @@ apr_status_t sst_open_lazy(sst_t **t, const char *path, uint64_t number,
  * maps. */
 int sst_mapped(const sst_t *t);
 uint64_t sst_mapped_bytes(void);   /* this process's mapped SST bytes */
+uint64_t sst_private_bytes(void);  /* its own memory that loaded SSTs hold */
 void sst_ref(sst_t *t);
 void sst_unref(sst_t *t);          /* closes the file at the last reference */
 uint64_t sst_number(const sst_t *t);

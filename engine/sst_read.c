@@ -39,9 +39,12 @@ struct sst {
     uint64_t number, file_bytes, entries;
     uint64_t data_end;     /* where the data blocks end (the index starts) */
     uint64_t map_limit;    /* the opener's mapping budget (0: never map) */
-    const char *map;       /* the data blocks mapped, or NULL: pread them
-                              (atomic: set once, by sst_try_map) */
+    const char *map;       /* the whole file mapped, or NULL: pread the data
+                              blocks (atomic: set once, by sst_try_map) */
     char *index;           /* index block body */
+    int own_index;         /* index and bloom are copies in this process's
+                              memory (else they point into the mapping) */
+    uint64_t private_bytes; /* what the load holds in this process's memory */
     blk_t *blocks;
     uint32_t nblocks;
     /* find_block's compact copy of the index: every block's last key
@@ -92,7 +95,17 @@ uint64_t sst_mapped_bytes(void)
     return __atomic_load_n(&mapped_total, __ATOMIC_RELAXED);
 }
 
-/* Map the data blocks if the budget has room for all of them; otherwise
+/* Bytes of this process's own memory that loaded SSTs hold: the index
+ * decoded for lookups, a bit per block, and the index and filter
+ * themselves of files read with pread (atomic). */
+static uint64_t private_total;
+
+uint64_t sst_private_bytes(void)
+{
+    return __atomic_load_n(&private_total, __ATOMIC_RELAXED);
+}
+
+/* Map the file if the budget has room for all of it; otherwise
  * (or if mmap fails) the file is read with pread, as ever.  Tried when the
  * file loads and again by reads while it is not mapped (sst_map_late), so
  * room that compaction frees goes to the files in use.  Caller holds
@@ -103,7 +116,7 @@ static void sst_try_map(sst_t *t)
 #ifdef KV_FAULT_INJECT
     (void)t;
 #else
-    uint64_t len = t->data_end, cur = __atomic_load_n(&mapped_total, __ATOMIC_RELAXED);
+    uint64_t len = t->file_bytes, cur = __atomic_load_n(&mapped_total, __ATOMIC_RELAXED);
     if (!t->map_limit || t->map || len <= SST_HEADER || len > SIZE_MAX)
         return;
     do {
@@ -132,7 +145,7 @@ static const char *sst_map_late(sst_t *t)
     return NULL;
 #else
     if (!t->map_limit
-        || __atomic_load_n(&mapped_total, __ATOMIC_RELAXED) + t->data_end > t->map_limit
+        || __atomic_load_n(&mapped_total, __ATOMIC_RELAXED) + t->file_bytes > t->map_limit
         || pthread_mutex_trylock(&t->load_mu) != 0)
         return NULL;
     sst_try_map(t);
@@ -145,16 +158,21 @@ static const char *sst_map_late(sst_t *t)
 static void sst_unload(sst_t *t)
 {
     if (t->map) {
-        munmap((void *)t->map, (size_t)t->data_end);
-        __atomic_fetch_sub(&mapped_total, t->data_end, __ATOMIC_RELAXED);
+        munmap((void *)t->map, (size_t)t->file_bytes);
+        __atomic_fetch_sub(&mapped_total, t->file_bytes, __ATOMIC_RELAXED);
         t->map = NULL;
     }
     free(t->verified);
     t->verified = NULL;
-    free(t->index);
+    if (t->own_index) {
+        free(t->index);
+        free(t->bloom);
+    }
+    t->own_index = 0;
+    __atomic_fetch_sub(&private_total, t->private_bytes, __ATOMIC_RELAXED);
+    t->private_bytes = 0;
     free(t->blocks);
     free(t->pfx);
-    free(t->bloom);
     t->index = t->bloom = NULL;
     t->blocks = NULL;
     t->pfx = NULL;
@@ -220,9 +238,34 @@ static apr_status_t sst_load(sst_t *t)
             rv = KV_CORRUPT;
     }
     size_t cap = 0;
-    if (!rv)
-        rv = read_block(t, index_off, index_len, &t->index, &cap);
+    /* A mapped file's index and filter are read where they are: pages of
+     * the page cache, shared by every process and reclaimable, rather
+     * than copies in each process's own memory that grow with the data
+     * (a 10M-key store held 25 MiB of them in every child).  Checked once
+     * here, as a copy would be. */
     if (!rv) {
+        t->data_end = index_off;
+        sst_try_map(t);
+    }
+    const char *map = t->map;
+    if (!rv && map) {
+        /* The check below reads the index and filter whole: ask for them
+         * in one read-ahead, not a fault per page (the mapping is
+         * MADV_RANDOM for the lookups). */
+        uint64_t from = index_off & ~(uint64_t)4095;
+        madvise((char *)map + from, (size_t)(t->file_bytes - from), MADV_WILLNEED);
+        t->index = (char *)map + index_off;
+        t->bloom = (char *)map + bloom_off;
+        t->bloom_len = bloom_len;
+        if (crc32c(t->index, index_len) != get_u32(t->index + index_len)
+            || crc32c(t->bloom, bloom_len) != get_u32(t->bloom + bloom_len))
+            rv = KV_CORRUPT;
+    }
+    else if (!rv) {
+        t->own_index = 1;
+        rv = read_block(t, index_off, index_len, &t->index, &cap);
+    }
+    if (!rv && !map) {
         /* Cache-line aligned, so a blocked filter's probes of a key touch
          * one line. */
         void *b = NULL;
@@ -276,10 +319,15 @@ static apr_status_t sst_load(sst_t *t)
     t->data_end = index_off;
     if (!rv && !(t->verified = calloc((t->nblocks + 7) / 8 + 1, 1)))
         rv = APR_ENOMEM;
-    if (rv)
-        sst_unload(t);
+    if (!rv) {
+        t->private_bytes = (uint64_t)t->nblocks * (sizeof(blk_t) + sizeof(uint64_t))
+            + (t->nblocks + 7) / 8 + 1;
+        if (t->own_index)
+            t->private_bytes += (uint64_t)index_len + bloom_len + 2 * SST_TRAILER;
+        __atomic_fetch_add(&private_total, t->private_bytes, __ATOMIC_RELAXED);
+    }
     else
-        sst_try_map(t);
+        sst_unload(t);
     return rv;
 }
 

@@ -22,7 +22,7 @@ static const struct {
 } fields[] = {
 #define F(x) { #x, offsetof(kv_stats_t, x) }
 #define C(x) F(x),
-    F(sst_files), F(sst_bytes), F(sst_mapped_bytes), F(memtable_bytes), F(wal_bytes), F(last_seq),
+    F(sst_files), F(sst_bytes), F(sst_mapped_bytes), F(sst_private_bytes), F(memtable_bytes), F(wal_bytes), F(last_seq),
     KV_STATS_COUNTERS(C)
 #undef C
 #undef F

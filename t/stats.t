@@ -10,7 +10,7 @@ use KVTest;
 
 plan tests => 10;
 
-my @fields = qw(sst_files sst_bytes sst_mapped_bytes memtable_bytes wal_bytes flushes compactions write_stalls
+my @fields = qw(sst_files sst_bytes sst_mapped_bytes sst_private_bytes memtable_bytes wal_bytes flushes compactions write_stalls
                 gets sets dels bytes_read bytes_written);
 my $r = req(GET => '/kv/stats');
 ok t_cmp($r->code, 200, '/stats answers 200');
