@@ -231,9 +231,15 @@ static apr_status_t sst_load(sst_t *t)
         bloom_off = get_u64(f + 12);
         bloom_len = get_u32(f + 20);
         t->entries = get_u64(f + 24);
-        /* Layout: header, data blocks, index, bloom, footer, in that order. */
-        if (index_off < SST_HEADER || index_len < 4
+        /* Layout: header, data blocks, index, bloom, footer, in that order.
+         * Each piece is bounded before the sums, which could otherwise wrap
+         * (a mapped file's index and filter are used in place: found in
+         * review, a footer whose index offset wrapped pointed the index
+         * before the mapping, and the load crashed). */
+        if (index_off < SST_HEADER || index_len < 4 || index_off > body_end
+            || (uint64_t)index_len + SST_TRAILER > body_end - index_off
             || index_off + index_len + SST_TRAILER != bloom_off
+            || (uint64_t)bloom_len + SST_TRAILER > body_end - bloom_off
             || bloom_off + bloom_len + SST_TRAILER != body_end)
             rv = KV_CORRUPT;
     }
