@@ -1,11 +1,13 @@
 /* sst_read.c -- reading SST files (sst.h).  Loading a file verifies the
- * header, footer, index and bloom filter and keeps the last two in
- * memory (at open, or at first use for a handle opened lazily); data
- * blocks are read with pread -- or, within the opener's mapping budget,
- * through a read-only mapping of the data blocks -- and checked against
- * their CRC before any byte is parsed, with every length bounds-checked,
- * so a damaged file gives KV_CORRUPT and never a crash.  Safe for
- * concurrent readers. */
+ * header, footer, index and bloom filter (at open, or at first use for a
+ * handle opened lazily).  Within the opener's mapping budget the whole
+ * file is mapped read-only and the index and filter are used where they
+ * lie; otherwise they are copied into memory and data blocks are read
+ * with pread.  Either way this process keeps 12 bytes a block of its own
+ * (where its index entry starts, and find_block's prefix).  Blocks are
+ * checked against their CRC before any byte is parsed, with every length
+ * bounds-checked, so a damaged file gives KV_CORRUPT and never a crash.
+ * Safe for concurrent readers. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -22,8 +24,9 @@
 #include "fileio.h"
 #include "kvlsm.h"
 
+/* One data block as its index entry describes it (decoded on use). */
 typedef struct {
-    const char *last;      /* into the index buffer */
+    const char *last;      /* its last key, in the index */
     size_t last_len;
     uint64_t off;
     uint32_t len;          /* body bytes, without the CRC */
@@ -42,10 +45,12 @@ struct sst {
     const char *map;       /* the whole file mapped, or NULL: pread the data
                               blocks (atomic: set once, by sst_try_map) */
     char *index;           /* index block body */
+    uint32_t *ent;         /* where each block's entry starts in it: 4 bytes
+                              a block of this process's memory, where a
+                              decoded copy would take 32 */
     int own_index;         /* index and bloom are copies in this process's
                               memory (else they point into the mapping) */
     uint64_t private_bytes; /* what the load holds in this process's memory */
-    blk_t *blocks;
     uint32_t nblocks;
     /* find_block's compact copy of the index: every block's last key
      * shares its first `skip` bytes (those of the first and the last block's
@@ -57,6 +62,16 @@ struct sst {
     char *bloom;
     size_t bloom_len;
 };
+
+/* Block i's index entry, which the load checked whole. */
+static blk_t blk(const sst_t *t, uint32_t i)
+{
+    const char *p = t->index + t->ent[i];
+    uint64_t klen = 0;
+    p = get_varint(p, p + 10, &klen);
+    blk_t b = { p, (size_t)klen, get_u64(p + klen), get_u32(p + klen + 8) };
+    return b;
+}
 
 /* Read a block and check its CRC.  *buf is reused/grown (malloc). */
 static apr_status_t read_block(const sst_t *t, uint64_t off, uint32_t len,
@@ -171,10 +186,10 @@ static void sst_unload(sst_t *t)
     t->own_index = 0;
     __atomic_fetch_sub(&private_total, t->private_bytes, __ATOMIC_RELAXED);
     t->private_bytes = 0;
-    free(t->blocks);
+    free(t->ent);
     free(t->pfx);
     t->index = t->bloom = NULL;
-    t->blocks = NULL;
+    t->ent = NULL;
     t->pfx = NULL;
     t->nblocks = 0;
     t->bloom_len = 0;
@@ -192,14 +207,16 @@ static void sst_free(sst_t *t)
 
 static apr_status_t build_prefixes(sst_t *t)
 {
-    const blk_t *a = &t->blocks[0], *z = &t->blocks[t->nblocks - 1];
-    size_t n = a->last_len < z->last_len ? a->last_len : z->last_len, skip = 0;
-    while (skip < n && a->last[skip] == z->last[skip])
+    blk_t a = blk(t, 0), z = blk(t, t->nblocks - 1);
+    size_t n = a.last_len < z.last_len ? a.last_len : z.last_len, skip = 0;
+    while (skip < n && a.last[skip] == z.last[skip])
         skip++;
     if (!(t->pfx = malloc(t->nblocks * sizeof(uint64_t))))
         return APR_ENOMEM;
-    for (uint32_t i = 0; i < t->nblocks; i++)
-        t->pfx[i] = key_prefix_at(t->blocks[i].last, t->blocks[i].last_len, skip);
+    for (uint32_t i = 0; i < t->nblocks; i++) {
+        blk_t b = blk(t, i);
+        t->pfx[i] = key_prefix_at(b.last, b.last_len, skip);
+    }
     t->skip = skip;
     return APR_SUCCESS;
 }
@@ -289,32 +306,30 @@ static apr_status_t sst_load(sst_t *t)
         /* Each index entry takes at least 13 bytes. */
         if (n > (index_len - 4) / 13 + 1 || (n == 0) != (t->entries == 0))
             rv = KV_CORRUPT;
-        else if (n && !(t->blocks = calloc(n, sizeof(blk_t))))
+        else if (n && !(t->ent = malloc(n * sizeof(uint32_t))))
             rv = APR_ENOMEM;
         const char *p = t->index + 4, *end = t->index + index_len;
         uint64_t expect = SST_HEADER;
+        blk_t prev = { NULL, 0, 0, 0 };
         for (uint32_t i = 0; !rv && i < n; i++) {
             uint64_t klen;
-            blk_t *b = &t->blocks[i];
-            if (!(p = get_varint(p, end, &klen)) || klen > (uint64_t)(end - p)
-                || (uint64_t)(end - p) - klen < 12) {
+            t->ent[i] = (uint32_t)(p - t->index);
+            /* A length takes at most 10 bytes (blk() decodes it so). */
+            const char *q = get_varint(p, end - p > 10 ? p + 10 : end, &klen);
+            if (!q || klen > (uint64_t)(end - q) || (uint64_t)(end - q) - klen < 12) {
                 rv = KV_CORRUPT;
                 break;
             }
-            b->last = p;
-            b->last_len = klen;
-            p += klen;
-            b->off = get_u64(p);
-            b->len = get_u32(p + 8);
-            p += 12;
+            blk_t b = { q, (size_t)klen, get_u64(q + klen), get_u32(q + klen + 8) };
+            p = q + klen + 12;
             /* Blocks are contiguous, in key order, and end where the index starts. */
-            if (b->off != expect || b->len == 0
-                || (i > 0 && key_cmp(t->blocks[i - 1].last, t->blocks[i - 1].last_len,
-                                     b->last, b->last_len) >= 0)) {
+            if (b.off != expect || b.len == 0
+                || (i > 0 && key_cmp(prev.last, prev.last_len, b.last, b.last_len) >= 0)) {
                 rv = KV_CORRUPT;
                 break;
             }
-            expect = b->off + b->len + SST_TRAILER;
+            expect = b.off + b.len + SST_TRAILER;
+            prev = b;
         }
         if (!rv && (p != end || expect != index_off))
             rv = KV_CORRUPT;
@@ -326,7 +341,7 @@ static apr_status_t sst_load(sst_t *t)
     if (!rv && !(t->verified = calloc((t->nblocks + 7) / 8 + 1, 1)))
         rv = APR_ENOMEM;
     if (!rv) {
-        t->private_bytes = (uint64_t)t->nblocks * (sizeof(blk_t) + sizeof(uint64_t))
+        t->private_bytes = (uint64_t)t->nblocks * (sizeof(uint32_t) + sizeof(uint64_t))
             + (t->nblocks + 7) / 8 + 1;
         if (t->own_index)
             t->private_bytes += (uint64_t)index_len + bloom_len + 2 * SST_TRAILER;
@@ -429,7 +444,8 @@ static apr_status_t grow(char **buf, size_t *cap, int *own, size_t need)
 static apr_status_t stored_at(sst_t *t, uint32_t bi, rbuf_t *rb, int ahead,
                               const char **p)
 {
-    const blk_t *b = &t->blocks[bi];
+    blk_t bb = blk(t, bi);
+    const blk_t *b = &bb;
     size_t need = (size_t)b->len + SST_TRAILER;
     const char *map = __atomic_load_n(&t->map, __ATOMIC_ACQUIRE);
     if (!map && t->map_limit)
@@ -488,7 +504,7 @@ static apr_status_t block_at(sst_t *t, uint32_t bi, rbuf_t *rb, int ahead,
                              const char **p, size_t *n)
 {
     const char *q;
-    size_t len = t->blocks[bi].len;
+    size_t len = blk(t, bi).len;
     apr_status_t rv = stored_at(t, bi, rb, ahead, &q);
     if (rv)
         return rv;
@@ -566,16 +582,17 @@ static uint32_t find_block(const sst_t *t, const char *key, size_t klen)
         return 0;
     /* A key without the last keys' common first bytes sorts before all
      * of them or after all of them. */
-    if (klen < t->skip || memcmp(key, t->blocks[0].last, t->skip) != 0)
-        return key_cmp(key, klen, t->blocks[0].last, t->blocks[0].last_len) <= 0 ? 0 : hi;
+    blk_t b0 = blk(t, 0);
+    if (klen < t->skip || memcmp(key, b0.last, t->skip) != 0)
+        return key_cmp(key, klen, b0.last, b0.last_len) <= 0 ? 0 : hi;
     uint64_t kp = key_prefix_at(key, klen, t->skip);
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
         uint64_t mp = t->pfx[mid];
         /* Equal prefixes decide nothing (a zero byte and the end of a key
          * pad alike): then the keys themselves. */
-        if (mp < kp || (mp == kp && key_cmp(t->blocks[mid].last, t->blocks[mid].last_len,
-                                            key, klen) < 0))
+        blk_t b;
+        if (mp < kp || (mp == kp && (b = blk(t, mid), key_cmp(b.last, b.last_len, key, klen) < 0)))
             lo = mid + 1;
         else
             hi = mid;
@@ -800,7 +817,8 @@ apr_status_t sst_verify(sst_t *t)
             prev_len = e.klen;
             count++;
         }
-        if (!rv && key_cmp(prev, prev_len, t->blocks[i].last, t->blocks[i].last_len) != 0)
+        blk_t b = blk(t, i);
+        if (!rv && key_cmp(prev, prev_len, b.last, b.last_len) != 0)
             rv = KV_CORRUPT;
     }
     if (!rv && count != t->entries)
