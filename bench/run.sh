@@ -92,7 +92,7 @@ priv=$(awk '/^child/ && $4 > m { m = $4 } END { print m + 0 }' "$http/results.tx
 # The engine's own memory (RssAnon, KiB) and its SST indexes' share after
 # the 10M reads: what grows with the data, which the HTTP run's 10,000
 # keys cannot show.
-priv10=$(awk '/kvlsm:.*private/ { for (i = 1; i <= NF; i++) if ($i == "private") p = $(i + 1); for (i = 1; i <= NF; i++) if ($i == "indexes") x = $(i + 1) } END { print p + 0, x + 0 }' "$out/scale.txt")
+priv10=$(awk '/kvlsm:.*private/ { for (i = 1; i < NF; i++) { if ($i == "private") p = $(i + 1); if ($i == "indexes") x = $(i + 1) } } END { print p + 0, x + 0 }' "$out/scale.txt")
 
 {
     echo "make bench, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $((end - start)) s"

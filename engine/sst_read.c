@@ -110,8 +110,8 @@ uint64_t sst_mapped_bytes(void)
     return __atomic_load_n(&mapped_total, __ATOMIC_RELAXED);
 }
 
-/* Bytes of this process's own memory that loaded SSTs hold: the index
- * decoded for lookups, a bit per block, and the index and filter
+/* Bytes of this process's own memory that loaded SSTs hold: each block's
+ * entry offset and prefix, a bit per block, and the index and filter
  * themselves of files read with pread (atomic). */
 static uint64_t private_total;
 
@@ -337,7 +337,6 @@ static apr_status_t sst_load(sst_t *t)
         if (!rv && n)
             rv = build_prefixes(t);
     }
-    t->data_end = index_off;
     if (!rv && !(t->verified = calloc((t->nblocks + 7) / 8 + 1, 1)))
         rv = APR_ENOMEM;
     if (!rv) {
@@ -439,13 +438,12 @@ static apr_status_t grow(char **buf, size_t *cap, int *own, size_t need)
     return APR_SUCCESS;
 }
 
-/* Point *p at the stored body of data block bi, its CRC checked, reading
- * it (and, with ahead, the blocks after it) unless the window holds it. */
-static apr_status_t stored_at(sst_t *t, uint32_t bi, rbuf_t *rb, int ahead,
-                              const char **p)
+/* Point *p at the stored body of data block bi (b: its entry), its CRC
+ * checked, reading it (and, with ahead, the blocks after it) unless the
+ * window holds it. */
+static apr_status_t stored_at(sst_t *t, uint32_t bi, const blk_t *b, rbuf_t *rb,
+                              int ahead, const char **p)
 {
-    blk_t bb = blk(t, bi);
-    const blk_t *b = &bb;
     size_t need = (size_t)b->len + SST_TRAILER;
     const char *map = __atomic_load_n(&t->map, __ATOMIC_ACQUIRE);
     if (!map && t->map_limit)
@@ -504,8 +502,9 @@ static apr_status_t block_at(sst_t *t, uint32_t bi, rbuf_t *rb, int ahead,
                              const char **p, size_t *n)
 {
     const char *q;
-    size_t len = blk(t, bi).len;
-    apr_status_t rv = stored_at(t, bi, rb, ahead, &q);
+    blk_t b = blk(t, bi);
+    size_t len = b.len;
+    apr_status_t rv = stored_at(t, bi, &b, rb, ahead, &q);
     if (rv)
         return rv;
     if (!t->tagged) {
