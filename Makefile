@@ -54,8 +54,8 @@ deps:
 	@sh tools/deps.sh
 
 unit-test: $(ENGINE_TESTS) $(HTTP_TESTS)
-	$(ENGINE_TESTS) -j2
-	$(HTTP_TESTS) -j2
+	sh tools/criterion-run.sh $(BUILD)/logs/engine.log $(ENGINE_TESTS) -j2
+	sh tools/criterion-run.sh $(BUILD)/logs/http.log $(HTTP_TESTS) -j2
 	@$(MAKE) --no-print-directory cross-abi
 
 # fileio.c's system calls on 32-bit CPUs (armhf, i686) under qemu-user,
@@ -98,7 +98,7 @@ asan:
 FAULT_MAKE = $(MAKE) BUILD=build/fault EXTRA_CFLAGS=-DKV_FAULT_INJECT
 fault-test:
 	@$(FAULT_MAKE) build/fault/fault-tests
-	build/fault/fault-tests -j2 --verbose=1
+	sh tools/criterion-run.sh build/fault/logs/fault.log build/fault/fault-tests -j2 --verbose=1
 
 # The engine tests under Valgrind memcheck.  Criterion counts a worker that
 # valgrind found errors in as passed, so its logs decide (workers killed on
