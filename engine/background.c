@@ -1,8 +1,11 @@
-/* background.c -- the dedicated background APR thread of each process:
- * every sync interval (or when kicked by a rotation) it syncs the log if
- * this process wrote since (KV_SYNC_INTERVAL), flushes sealed logs and
- * compacts while it holds the flush lock, and reloads a changed manifest.
- * It sits above flush.c and compact.c and calls down into both. */
+/* background.c -- each process's background APR threads.  The flush
+ * thread, every second or sync interval (or when kicked by a rotation),
+ * flushes sealed logs and compacts while it holds the flush lock, and
+ * reloads a changed manifest; it sits above flush.c and compact.c and
+ * calls down into both.  Under KV_SYNC_INTERVAL a second thread, the
+ * syncer, syncs the log every interval if this process wrote since: on
+ * its own, so a long flush or compaction (seconds of fsyncs on a slow
+ * disk) never holds the interval's promise back behind it. */
 #include "db_impl.h"
 
 #define SWEEP_SECONDS 60
@@ -50,11 +53,6 @@ static void *APR_THREAD_FUNC bg_main(apr_thread_t *t, void *data)
             break;
         db->kicked = 0;
         apr_thread_mutex_unlock(db->bg_mu);
-        /* Taken before the sync reads the end: a write published before
-         * its writer set the flag is covered by this sync or the next. */
-        int dirty = __atomic_exchange_n(&db->dirty, 0, __ATOMIC_SEQ_CST);
-        if (dirty)
-            commit_sync_dirty(db);
         background_work(db);
         /* A snapshot killed with its process keeps the files it linked
          * until someone sweeps: look now and then, not only at opens. */
@@ -75,10 +73,36 @@ static void *APR_THREAD_FUNC bg_main(apr_thread_t *t, void *data)
     return NULL;
 }
 
+/* KV_SYNC_INTERVAL: every interval, sync the log if this process wrote
+ * since the last time.  The flag is taken before the sync reads the end:
+ * a write published before its writer set the flag is covered by this
+ * sync or the next. */
+static void *APR_THREAD_FUNC syncer_main(apr_thread_t *t, void *data)
+{
+    kv_db_t *db = data;
+    apr_interval_time_t wait = apr_time_from_msec(db->opts.sync_interval_ms);
+    apr_thread_mutex_lock(db->bg_mu);
+    while (!db->stop) {
+        apr_thread_cond_timedwait(db->syncer_cv, db->bg_mu, wait);
+        if (db->stop)
+            break;
+        apr_thread_mutex_unlock(db->bg_mu);
+        if (__atomic_exchange_n(&db->dirty, 0, __ATOMIC_SEQ_CST))
+            commit_sync_dirty(db);
+        apr_thread_mutex_lock(db->bg_mu);
+    }
+    apr_thread_mutex_unlock(db->bg_mu);
+    (void)t;
+    return NULL;
+}
+
 apr_status_t background_start(kv_db_t *db)
 {
     db->kicked = 1;   /* first round at once: orphans, leftover sealed logs */
-    return apr_thread_create(&db->bg, NULL, bg_main, db, db->pool);
+    apr_status_t rv = apr_thread_create(&db->bg, NULL, bg_main, db, db->pool);
+    if (rv == APR_SUCCESS && db->opts.sync_mode == KV_SYNC_INTERVAL)
+        rv = apr_thread_create(&db->syncer, NULL, syncer_main, db, db->pool);
+    return rv;   /* on failure kv_db_open closes: background_stop joins what started */
 }
 
 void background_stop(kv_db_t *db)
@@ -88,10 +112,15 @@ void background_stop(kv_db_t *db)
     apr_thread_mutex_lock(db->bg_mu);
     db->stop = 1;
     apr_thread_cond_broadcast(db->bg_cv);
+    apr_thread_cond_broadcast(db->syncer_cv);
     apr_thread_mutex_unlock(db->bg_mu);
     apr_status_t trv;
     apr_thread_join(&trv, db->bg);
     db->bg = NULL;
+    if (db->syncer) {
+        apr_thread_join(&trv, db->syncer);
+        db->syncer = NULL;
+    }
 }
 
 void background_kick(kv_db_t *db)

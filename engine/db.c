@@ -125,6 +125,7 @@ apr_status_t kv_db_open(kv_db_t **dbp, const char *dir, const kv_options_t *opts
         || (rv = apr_thread_mutex_create(&db->bg_mu, APR_THREAD_MUTEX_DEFAULT, pool))
         || (rv = apr_thread_cond_create(&db->sync_cv, pool))
         || (rv = apr_thread_cond_create(&db->bg_cv, pool))
+        || (rv = apr_thread_cond_create(&db->syncer_cv, pool))
         || (rv = apr_thread_cond_create(&db->flushed_cv, pool))
         || (rv = apr_thread_rwlock_create(&db->rw, pool)))
         return rv;

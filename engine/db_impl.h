@@ -88,6 +88,7 @@ struct kv_db_t {
     apr_thread_mutex_t *flush_mu, *state_mu, *sync_mu, *bg_mu;
     pthread_mutex_t fsync_mu;   /* serialises this process's log syncs (log_sync) */
     apr_thread_cond_t *sync_cv, *bg_cv;
+    apr_thread_cond_t *syncer_cv;   /* bg_mu: wakes the syncer to stop */
     apr_thread_cond_t *flushed_cv;  /* bg_mu: broadcast after each flush */
     apr_thread_rwlock_t *rw;
     version_t *current;     /* swapped under rw (write) and state_mu */
@@ -123,8 +124,9 @@ struct kv_db_t {
     apr_interval_time_t sync_us; /* how long this process's last fdatasync took (sync_mu) */
     int dirty;              /* atomic: unsynced writes of this process */
 
-    /* Background thread (bg_mu). */
-    apr_thread_t *bg;
+    /* Background threads (bg_mu): the flush thread, and under
+     * KV_SYNC_INTERVAL the syncer. */
+    apr_thread_t *bg, *syncer;
     int stop, kicked;
     int cleaned;            /* flush lock: orphans removed once */
     apr_time_t swept;       /* background thread: last snapshot_sweep */

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <time.h>
 #include "fault.h"
 
 #define GRAVE_PREFIX "FAULT-GRAVE-"
@@ -204,9 +205,28 @@ void fault_power_cut(void)
     cut();
 }
 
+static volatile int64_t *longest_sync;   /* mu */
+static __thread int64_t op_start_ns;     /* this thread's operation under mu */
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void fault_publish_longest_sync(volatile int64_t *out)
+{
+    pthread_mutex_lock(&mu);
+    longest_sync = out;
+    pthread_mutex_unlock(&mu);
+}
+
 void fault_enter(void)
 {
     pthread_mutex_lock(&mu);
+    if (longest_sync)
+        op_start_ns = mono_ns();
     if (armed && ++ops == cut_at)
         cut();
 }
@@ -232,6 +252,11 @@ void fault_before_write(int fd, uint64_t off)
 void fault_after_sync(int fd)
 {
     struct stat st;
+    if (longest_sync) {
+        int64_t took = mono_ns() - op_start_ns;
+        if (took > *longest_sync)
+            *longest_sync = took;
+    }
     if (armed && fstat(fd, &st) == 0)
         track(fd)->durable = (uint64_t)st.st_size;
 }

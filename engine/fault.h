@@ -35,6 +35,11 @@
 void fault_power_arm(const char *dir, uint64_t after);
 /* File operations seen since arming. */
 uint64_t fault_ops(void);
+/* From now on, the longest fdatasync of a file this process has made
+ * (the system call alone, in ns) is also kept at *out: a test's forked
+ * writer publishes it to its parent through shared memory, so a bound
+ * on what interval sync may lose can allow for the disk's speed. */
+void fault_publish_longest_sync(volatile int64_t *out);
 /* Cut the power now. */
 void fault_power_cut(void) __attribute__((noreturn));
 

@@ -33,7 +33,7 @@ const char *kv_strerror(apr_status_t rv, char *buf, apr_size_t bufsize);
 /* ---- options ---------------------------------------------------------- */
 typedef enum {
     KV_SYNC_OFF = 0,      /* acknowledge once write() returned; the kernel syncs */
-    KV_SYNC_INTERVAL = 1, /* plus a background fdatasync every sync_interval_ms */
+    KV_SYNC_INTERVAL = 1, /* plus an fdatasync every sync_interval_ms (a thread of its own) */
     KV_SYNC_ALWAYS = 2    /* fdatasync before acknowledging (group commit) */
 } kv_sync_mode_e;
 

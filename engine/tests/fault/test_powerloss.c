@@ -8,6 +8,7 @@
  * find nothing wrong.  Under interval sync, what is lost must be writes
  * acknowledged within the interval (plus scheduling slack) of the cut.
  * Built only into the fault build (make fault-test). */
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <pthread.h>
 #include "testutil.h"
@@ -63,9 +64,10 @@ static void *writer(void *arg)
 }
 
 static void child(const char *dir, kv_sync_mode_e mode, uint64_t cut_at,
-                  const uint64_t *from, int fd)
+                  const uint64_t *from, int fd, volatile int64_t *longest_sync)
 {
     fault_power_arm(dir, cut_at);
+    fault_publish_longest_sync(longest_sync);
     apr_pool_t *pool = tu_pool();
     kv_options_t o = tu_opts(16384, 1);
     o.sync_mode = mode;
@@ -91,7 +93,15 @@ typedef struct {
 } model_t;
 
 /* Run the cycles; returns the longest window (ns before the cut) in which
- * an acknowledged write was lost. */
+ * an acknowledged write was lost.  Under interval sync a write acknowledged
+ * more than grace_ns before the cut must be there, plus 8 of the slowest
+ * fdatasync the writer saw: in the fault build every file operation of a
+ * process is one step under the layer's lock, so the interval's sync
+ * can queue behind a flush's and a rotation's syncs (an SST, the
+ * directory, the manifest, the directory, the sealed log, the directory),
+ * and on a slow disk that, not the engine, is what the window measures
+ * (seen on CI: more than 2 s lost; reproduced with every fsync delayed
+ * by 250 ms). */
 static int64_t power_cycles(kv_sync_mode_e mode, int cycles, int64_t grace_ns)
 {
     char *dir = tu_tmpdir();
@@ -107,17 +117,21 @@ static int64_t power_cycles(kv_sync_mode_e mode, int cycles, int64_t grace_ns)
     unsigned seed = getenv("KVLSM_SEED") ? (unsigned)atoi(getenv("KVLSM_SEED")) : (unsigned)time(NULL);
     cr_log_info("power-loss seed %u", seed);
     srand(seed);
-    int64_t worst_loss = 0;
+    int64_t worst_loss = 0, slowest_sync = 0;
     uint64_t ops_total = 0, writes_acked = 0;
+    volatile int64_t *longest_sync = mmap(NULL, sizeof(int64_t), PROT_READ | PROT_WRITE,
+                                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq((void *)longest_sync, MAP_FAILED);
     for (int cycle = 0; cycle < cycles; cycle++) {
         int p[2];
         cr_assert_eq(pipe(p), 0);
         uint64_t cut_at = 1 + (uint64_t)(rand() % 3000);
+        *longest_sync = 0;
         pid_t pid = fork();
         cr_assert_geq(pid, 0);
         if (pid == 0) {
             close(p[0]);
-            child(dir, mode, cut_at, from, p[1]);
+            child(dir, mode, cut_at, from, p[1], longest_sync);
         }
         close(p[1]);
         msg_t msg;
@@ -143,12 +157,15 @@ static int64_t power_cycles(kv_sync_mode_e mode, int cycles, int64_t grace_ns)
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == FAULT_EXIT,
                   "cycle %d: the writer did not end in a power cut (status %d)", cycle, status);
         ops_total += cut_at;
+        if (*longest_sync > slowest_sync)
+            slowest_sync = *longest_sync;
+        int64_t grace = grace_ns ? grace_ns + 8 * *longest_sync : 0;
         /* What must have survived: acknowledged (under interval, long
          * enough before the cut). */
         for (unsigned t = 0; t < THREADS; t++)
             for (int k = 0; k < KEYS; k++)
                 if (acked_op[t][k] > m.acked[t][k]
-                    && (grace_ns == 0 || cut_ns - acked_ns[t][k] > grace_ns)) {
+                    && (grace == 0 || cut_ns - acked_ns[t][k] > grace)) {
                     m.acked[t][k] = acked_op[t][k];
                     m.acked_ns[t][k] = acked_ns[t][k];
                 }
@@ -213,9 +230,11 @@ static int64_t power_cycles(kv_sync_mode_e mode, int cycles, int64_t grace_ns)
             from[t] = (uint64_t)(m.issued[t] + 1);
     }
     cr_log_info("power loss (%s): %d cuts, %llu file operations, %llu writes acknowledged, "
-                "longest loss window %lld ms", mode == KV_SYNC_ALWAYS ? "always" : "interval",
+                "longest loss window %lld ms, slowest fdatasync %lld ms",
+                mode == KV_SYNC_ALWAYS ? "always" : "interval",
                 cycles, (unsigned long long)ops_total, (unsigned long long)writes_acked,
-                (long long)(worst_loss / 1000000));
+                (long long)(worst_loss / 1000000), (long long)(slowest_sync / 1000000));
+    munmap((void *)longest_sync, sizeof(int64_t));
     apr_pool_destroy(pool);
     tu_rmrf(dir);
     free(dir);
@@ -234,9 +253,11 @@ Test(powerloss, sync_always_loses_no_acknowledged_write, .timeout = 600)
     power_cycles(KV_SYNC_ALWAYS, cycles_wanted(), 0);
 }
 
-/* 100 ms interval: a write acknowledged more than 2 s before the cut must
- * be there (the slack absorbs a loaded machine's scheduling delays); the
- * window actually seen is logged. */
+/* 100 ms interval: a write acknowledged more than 2 s (plus 8 of the
+ * slowest fdatasync seen, power_cycles) before the cut must be there (the
+ * slack absorbs a loaded machine's scheduling delays); the window
+ * actually seen is logged.  That the interval sync is not held back by
+ * background work is interval/sync_is_not_held_back_by_a_flush_in_progress. */
 Test(powerloss, sync_interval_loss_is_bounded, .timeout = 600)
 {
     power_cycles(KV_SYNC_INTERVAL, cycles_wanted(), 2000000000LL);
