@@ -100,8 +100,13 @@ apr_status_t background_start(kv_db_t *db)
 {
     db->kicked = 1;   /* first round at once: orphans, leftover sealed logs */
     apr_status_t rv = apr_thread_create(&db->bg, NULL, bg_main, db, db->pool);
-    if (rv == APR_SUCCESS && db->opts.sync_mode == KV_SYNC_INTERVAL)
-        rv = apr_thread_create(&db->syncer, NULL, syncer_main, db, db->pool);
+    if (rv != APR_SUCCESS) {
+        db->bg = NULL;   /* APR may have set a handle to a thread that never ran */
+        return rv;
+    }
+    if (db->opts.sync_mode == KV_SYNC_INTERVAL
+        && (rv = apr_thread_create(&db->syncer, NULL, syncer_main, db, db->pool)))
+        db->syncer = NULL;
     return rv;   /* on failure kv_db_open closes: background_stop joins what started */
 }
 

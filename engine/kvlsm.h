@@ -49,7 +49,8 @@ typedef struct {
     apr_uint32_t sync_interval_ms; /* default 1000 */
     apr_size_t max_key_bytes;      /* default 4096; hard limit 65535 */
     apr_size_t max_value_bytes;    /* default 1 MiB; hard limit 256 MiB */
-    int background;                /* 1 (default): run the flush/compaction thread */
+    int background;                /* 1 (default): run the flush/compaction thread, and under
+                                      KV_SYNC_INTERVAL the syncer; 0: neither (no interval sync) */
     kv_compression_e compression;  /* for SST data blocks written from now on;
                                       default none (files of any kind are read) */
     /* SST data this process may read through read-only mappings instead
@@ -85,7 +86,7 @@ typedef struct kv_db_t kv_db_t;
 apr_status_t kv_db_open(kv_db_t **db, const char *dir,
                         const kv_options_t *opts, apr_pool_t *pool);
 
-/* Stop the background thread, sync the log, release files.  Idempotent. */
+/* Stop the background threads, sync the log, release files.  Idempotent. */
 apr_status_t kv_db_close(kv_db_t *db);
 
 /* ---- reads -------------------------------------------------------------*/
