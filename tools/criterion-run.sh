@@ -10,6 +10,9 @@ mkdir -p "$(dirname "$log")"
 rc=$(cat "$log.rc")
 if [ "$rc" != 0 ]; then
     echo "==== $1 failed (exit $rc); the failures again:"
-    grep -E '^\[(FAIL|----|ERR )\]|CRASH|Warning! The test' "$log" | grep -v -e '^\[----\] write mode' -e 'Criterion v' | tail -60
+    # Failed and crashed tests, each assertion's file:line and its message
+    # lines (indented by three spaces), and seeds to reproduce with; not
+    # the passing tests' informational lines.
+    grep -E '^\[(FAIL|ERR )\]|^\[----\] [^ ]+:[0-9]+: |^\[----\]   |seed [0-9]|CRASH|Warning! The test' "$log" | tail -60
 fi
 exit "$rc"
