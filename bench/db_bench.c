@@ -7,7 +7,10 @@
  *
  * Order: fillseq (fresh), fillrandom (fresh), overwrite, readrandom,
  * readmissing, readseq, deleterandom (each on the store fillrandom left),
- * fillsync (fresh, num/100 ops), fillsync8 (fresh, 8 threads). */
+ * fillsync (fresh, num/100 ops), fillsync8 (fresh, 8 threads).  Not in
+ * the default list: compact (the store fillrandom left, compacted until
+ * no level is over its target; its rate is entries / seconds), so that a
+ * readrandom after it reads a settled tree. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -74,6 +77,7 @@ struct engine {
     int (*del)(engine_t *, const char *k, size_t kn);
     long (*scan)(engine_t *);
     void (*report)(engine_t *);
+    int (*compact)(engine_t *);
     void *h;
     apr_pool_t *pool;
     leveldb_options_t *lo;
@@ -176,6 +180,11 @@ static void kv_report_(engine_t *e)
            (unsigned long)(st.sst_private_bytes / 1024));
 }
 
+static int kv_compact_(engine_t *e)
+{
+    return kv_db_compact(e->h) == APR_SUCCESS ? 0 : -1;
+}
+
 static int ldb_open_(engine_t *e, const char *dir, int sync)
 {
     char *err = NULL;
@@ -264,9 +273,15 @@ static void ldb_report_(engine_t *e)
     }
 }
 
+static int ldb_compact_(engine_t *e)
+{
+    leveldb_compact_range(e->h, NULL, 0, NULL, 0);
+    return 0;
+}
+
 static engine_t engines[] = {
-    { "kvlsm", kv_open_, kv_close_, kv_put_, kv_get_, kv_del_, kv_scan_, kv_report_, NULL, NULL, NULL, NULL, NULL, NULL },
-    { "leveldb", ldb_open_, ldb_close_, ldb_put_, ldb_get_, ldb_del_, ldb_scan_, ldb_report_, NULL, NULL, NULL, NULL, NULL, NULL },
+    { "kvlsm", kv_open_, kv_close_, kv_put_, kv_get_, kv_del_, kv_scan_, kv_report_, kv_compact_, NULL, NULL, NULL, NULL, NULL, NULL },
+    { "leveldb", ldb_open_, ldb_close_, ldb_put_, ldb_get_, ldb_del_, ldb_scan_, ldb_report_, ldb_compact_, NULL, NULL, NULL, NULL, NULL, NULL },
 };
 
 /* ---- workloads ---- */
@@ -413,6 +428,10 @@ static double run(engine_t *e, const char *bench, const char *base, char **share
     else if (!strcmp(bench, "readseq")) {
         ops = e->scan(e);
     }
+    else if (!strcmp(bench, "compact")) {
+        if (e->compact(e))
+            return -1;
+    }
     else if (!strcmp(bench, "deleterandom")) {
         for (long i = 0; i < ops; i++) {
             make_key(k, rnd(cfg.num));
@@ -427,7 +446,7 @@ static double run(engine_t *e, const char *bench, const char *base, char **share
     }
     t1 = now();
     if (!strcmp(bench, "overwrite") || !strcmp(bench, "readrandom") || !strcmp(bench, "readseq")
-        || !strcmp(bench, "deleterandom"))
+        || !strcmp(bench, "deleterandom") || !strcmp(bench, "compact"))
         e->report(e);
     e->close(e);
     (void)misses;
