@@ -9,8 +9,10 @@
  * readmissing, readseq, deleterandom (each on the store fillrandom left),
  * fillsync (fresh, num/100 ops), fillsync8 (fresh, 8 threads).  Not in
  * the default list: compact (the store fillrandom left, compacted until
- * no level is over its target; its rate is entries / seconds), so that a
- * readrandom after it reads a settled tree. */
+ * no level is over its target; its rate is num / seconds), so that a
+ * readrandom after it reads a settled tree.  LevelDB's is CompactRange
+ * over every key, a full compaction: compare the reads after it, not the
+ * two compactions' rates. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
